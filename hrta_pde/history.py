@@ -1,0 +1,98 @@
+"""Training history: one row per recorded iteration, stage switches, and periodic evaluations.
+
+Columns of the main table: ``iteration`` (global, 1-based: the loss of the parameters that
+update ``iteration`` starts from), ``stage`` (1-based), ``s``, ``lr``, ``loss`` (the total), one
+column per loss term, and ``time`` (seconds of training so far). Saved as CSV.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+BASE_COLUMNS = ("iteration", "stage", "s", "lr", "loss")
+
+
+class History:
+    """Rows of ``(iteration, stage, s, lr, loss, *terms, time)``, switch points and evaluations."""
+
+    def __init__(self, term_names: tuple[str, ...] = ()):
+        self.term_names = tuple(term_names)
+        self.rows: list[tuple] = []
+        self.switches: list[int] = []  # global iterations at which a new stage began (its first)
+        self.evaluations: list[dict] = []  # {"iteration": i, metric: value, ...}
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return BASE_COLUMNS + self.term_names + ("time",)
+
+    def append(self, iteration: int, stage: int, s: float, lr: float, loss: float,
+               terms: list[float], time: float) -> None:
+        self.rows.append((iteration, stage, s, lr, loss, *terms, time))
+
+    def column(self, name: str) -> list:
+        j = self.columns.index(name)
+        return [row[j] for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def last_loss(self) -> float:
+        return self.rows[-1][4] if self.rows else math.nan
+
+    def final_finite_loss(self) -> float:
+        for row in reversed(self.rows):
+            if math.isfinite(row[4]):
+                return row[4]
+        return math.nan
+
+    # -- persistence -------------------------------------------------------------------------
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write the table (and ``*_switches`` / ``*_eval`` companions when non-empty) atomically."""
+        path = Path(path)
+        _write_csv(path, self.columns, self.rows)
+        return path
+
+    def evaluations_to_csv(self, path: str | os.PathLike) -> Path | None:
+        if not self.evaluations:
+            return None
+        keys = list(self.evaluations[0])
+        _write_csv(Path(path), keys, [[e.get(k, "") for k in keys] for e in self.evaluations])
+        return Path(path)
+
+    def state_dict(self) -> dict:
+        return {"term_names": list(self.term_names), "rows": [list(r) for r in self.rows],
+                "switches": list(self.switches), "evaluations": [dict(e) for e in self.evaluations]}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "History":
+        h = cls(tuple(state["term_names"]))
+        h.rows = [tuple(r) for r in state["rows"]]
+        h.switches = list(state["switches"])
+        h.evaluations = [dict(e) for e in state["evaluations"]]
+        return h
+
+    @classmethod
+    def read_csv(cls, path: str | os.PathLike) -> "History":
+        with open(path, newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader)
+            if tuple(header[:5]) != BASE_COLUMNS or header[-1] != "time":
+                raise ValueError(f"{path} is not a hrta_pde history CSV (header {header[:5]}...)")
+            h = cls(tuple(header[5:-1]))
+            for row in reader:
+                h.rows.append((int(row[0]), int(row[1]), *map(float, row[2:])))
+        stages = h.column("stage")
+        h.switches = [h.rows[i][0] for i in range(1, len(stages)) if stages[i] != stages[i - 1]]
+        return h
+
+
+def _write_csv(path: Path, header, rows) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
