@@ -76,11 +76,18 @@ class HomotopyActivation(torch.nn.Module):
     def __init__(self, phi: str | Callable = "relu", s: float = 1.0):
         super().__init__()
         self.phi_name, self.phi = get_phi(phi)
-        self.register_buffer("s", torch.tensor(check_s(s), dtype=torch.get_default_dtype()))
+        # float64 whatever the network's dtype: s = 0.3 stays 0.3 after .double() (see _apply).
+        self.register_buffer("s", torch.tensor(check_s(s), dtype=torch.float64))
 
     def set_s(self, s: float) -> None:
         """Change ``s`` in place (keeps the buffer's device and dtype)."""
         self.s.fill_(check_s(s))
+
+    def _apply(self, fn, recurse=True):
+        exact = self.s.detach().to("cpu", torch.float64)
+        out = super()._apply(fn, recurse)
+        self.s = exact.to(self.s.device)  # follow the device, keep float64
+        return out
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         s = self.s.to(dtype=z.dtype)

@@ -75,6 +75,8 @@ class HRTACallback(dde.callbacks.Callback):
 
         def capture(*args, **kwargs):  # called once per training step by DeepXDE's closure
             out = self._orig_losses_train(*args, **kwargs)
+            if not self.params[0].requires_grad:
+                return out  # DeepXDE's evaluation (_test) of the updated parameters, not a step
             terms = out if isinstance(out, list) else [out]
             stacked = torch.stack([t.reshape(()) for t in terms]).detach()
             if weights is not None:

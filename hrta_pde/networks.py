@@ -60,7 +60,6 @@ class HomotopyNet(dde.nn.NN):
         self.output_dim = _positive_int(output_dim, "output_dim")
         dtype = dtype or torch.get_default_dtype()
         self.activation = HomotopyActivation(phi, s)
-        self.activation.s.data = self.activation.s.data.to(dtype)
         self.hidden = torch.nn.ModuleList()
         fan_in = self.input_dim + 1
         for j, width in enumerate(self.widths):
