@@ -71,7 +71,129 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--plateau-threshold", type=_float, default=0.01, help="plateau rule threshold tau")
     ap.add_argument("--record-every", type=_positive_int, default=10, help="history row every k iterations")
     _add_common(ap)
+
+    for name, helptext in (("solve", "solve a Poisson problem (-Laplace u = f) with HRTA"),
+                           ("compare", "compare losses on a Poisson problem over seeds")):
+        sp = sub.add_parser(name, help=helptext, description=helptext + ". PROBLEM is a TOML file or "
+                            "the name of a built-in problem (hrta-pde problems lists them).")
+        sp.add_argument("problem", nargs="?" if name == "solve" else None,
+                        default="poisson_2d_sin" if name == "solve" else None,
+                        help="problem file or built-in name" + (" (default poisson_2d_sin)" if name == "solve" else ""))
+        if name == "solve":
+            sp.add_argument("--loss", default=None, help="ritz, sobolev, pinn or l2 (default: the problem "
+                            "file's [solver] loss, else sobolev)")
+            sp.add_argument("--export", action="append", default=[], metavar="FILE",
+                            help="also write the solution as a mesh file (.vtu, .xdmf, ...), or .csv; repeatable")
+            sp.add_argument("--resolution", type=_float, default=None,
+                            help="mesh size h for --export (default: domain diameter / 40)")
+            sp.add_argument("--resume", default=None, metavar="RUN_DIR",
+                            help="continue an interrupted run from its checkpoint")
+        else:
+            sp.add_argument("--losses", default="ritz,sobolev,pinn", help="comma separated (default ritz,sobolev,pinn)")
+            sp.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default 3)")
+        sp.add_argument("--schedule", default=None, help="HRTA stages S:N[:LR], comma separated; S:<=N "
+                        "ends at a plateau (default 0.5:1000,1:3000)")
+        sp.add_argument("--lr", type=_float, default=None, help="Adam learning rate (default 1e-3)")
+        sp.add_argument("--reset-optimizer", action="store_true", default=None,
+                        help="clear Adam's state at each stage switch")
+        sp.add_argument("--net", choices=["fnn", "paper"], default=None,
+                        help="fnn: DeepXDE FNN, Glorot init (default); paper: N(0,1) init, NTK scaling")
+        sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 64)")
+        sp.add_argument("--depth", type=_positive_int, default=None, help="hidden layers (default 3)")
+        sp.add_argument("--phi", default=None, help="target activation phi: relu3 (default), relu2, relu, tanh, sin")
+        sp.add_argument("--points", type=_positive_int, default=None, help="interior training points (default 2000)")
+        sp.add_argument("--boundary-points", type=_positive_int, default=None,
+                        help="boundary training points (default 400)")
+        sp.add_argument("--sampler", choices=["random", "uniform", "sobol"], default=None,
+                        help="training point sampler (default random)")
+        sp.add_argument("--beta", type=_float, default=None,
+                        help="boundary weight (default 500 for ritz, 100 for pinn)")
+        sp.add_argument("--test-points", type=_positive_int, default=None,
+                        help="independent random test points for the errors (default 10000)")
+        sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 250)")
+        _add_common(sp)
+        sp.set_defaults(dtype=None, seed=None, device=None)  # None: the problem file or the default
+
+    pp = sub.add_parser("problems", help="list the built-in problems")
+    pp.add_argument("--show", default=None, metavar="NAME", help="print one problem file")
     return parser
+
+
+_SOLVER_FLAGS = ("loss", "schedule", "lr", "reset_optimizer", "net", "width", "depth", "phi", "points",
+                 "boundary_points", "sampler", "beta", "test_points", "eval_every", "seed", "dtype", "device")
+
+
+def _solver_config(args, problem):
+    """Defaults, then the problem file's [solver] table, then command-line flags."""
+    from hrta_pde.solve import SolveConfig
+
+    cfg = SolveConfig.from_dict(dict(getattr(problem, "solver", None) or {}))
+    flags = {k: getattr(args, k) for k in _SOLVER_FLAGS if getattr(args, k, None) is not None}
+    cfg = SolveConfig.from_dict(flags, base=cfg)
+    cfg.validate()
+    return cfg
+
+
+def _load(name_or_path):
+    from pathlib import Path
+
+    from hrta_pde.problem import builtin_problem, load_problem
+
+    if Path(name_or_path).suffix == ".toml" or Path(name_or_path).exists():
+        return load_problem(name_or_path)
+    return builtin_problem(name_or_path)
+
+
+def _cmd_solve(args) -> int:
+    from hrta_pde.solve import format_metrics, solve
+
+    problem = _load(args.problem)
+    cfg = _solver_config(args, problem)
+    out = args.out or _default_out("solve")
+    if args.export:
+        from hrta_pde.export import check_export_targets
+
+        check_export_targets(args.export, problem)
+    res = solve(problem, cfg, out=out, progress=not args.quiet)
+    print(f"{problem.name}: {cfg.loss} loss, schedule {cfg.schedule}, {res.metrics['iterations']} iterations")
+    print(format_metrics(res.metrics))
+    for target in args.export:
+        from hrta_pde.export import export_solution
+
+        path = export_solution(res.net, problem, target, h=args.resolution, metrics=res.metrics,
+                               config=cfg, run_dir=res.run_dir)
+        print(f"exported {path}")
+    from hrta_pde.runio import summary
+
+    print(summary(res.run_dir))
+    return 0 if res.metrics["status"] == "completed" else 1
+
+
+def _cmd_compare(args) -> int:
+    from hrta_pde.solve import compare
+
+    problem = _load(args.problem)
+    cfg = _solver_config(args, problem)
+    losses = [s.strip() for s in args.losses.split(",") if s.strip()]
+    report = compare(problem, losses, args.seeds, cfg, out=args.out or _default_out("compare"),
+                     progress=not args.quiet)
+    from pathlib import Path
+
+    from hrta_pde.runio import summary
+
+    print(summary(Path(report["run_dir"])))
+    return 0 if all(r["status"] == "completed" for r in report["rows"]) else 1
+
+
+def _cmd_problems(args) -> int:
+    from hrta_pde.problem import builtin_problem_text, list_builtin_problems
+
+    if args.show:
+        print(builtin_problem_text(args.show))
+        return 0
+    for name in list_builtin_problems():
+        print(name)
+    return 0
 
 
 def _cmd_approx(args) -> int:
@@ -95,7 +217,8 @@ def _default_out(kind: str):
     return Path("runs") / f"{kind}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-COMMANDS = {"approx": _cmd_approx}
+COMMANDS = {"approx": _cmd_approx, "solve": _cmd_solve, "compare": _cmd_compare,
+            "problems": _cmd_problems}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,284 @@
+"""Solve a Poisson problem with HRTA, and compare losses over seeds.
+
+Example::
+
+    from hrta_pde.problem import builtin_problem
+    from hrta_pde.solve import SolveConfig, solve
+    result = solve(builtin_problem("poisson_2d_sin"), SolveConfig(loss="sobolev"))
+    result.metrics["rel_l2"]
+"""
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hrta_pde._backend import resolve_device, resolve_dtype
+from hrta_pde.activation import check_s, get_phi
+from hrta_pde.history import History
+from hrta_pde.losses import LOSS_FUNCTIONS, LossContext, check_loss
+from hrta_pde.metrics import evaluate
+from hrta_pde.networks import HomotopyNet, homotopy_fnn
+from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
+from hrta_pde.train import Hooks, Position, TrainResult, train
+
+#: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
+#: weight a mean of squared boundary residuals.
+DEFAULT_BETA = {"ritz": 500.0, "pinn": 100.0, "sobolev": 0.0, "l2": 0.0}
+
+
+@dataclass
+class SolveConfig:
+    """Solver settings (a ``[solver]`` table of a problem file may set any of them)."""
+
+    loss: str = "sobolev"
+    schedule: str = "0.5:1000,1:3000"
+    lr: float = 1e-3
+    reset_optimizer: bool = False
+    plateau_window: int = 500
+    plateau_threshold: float = 0.01
+    net: str = "fnn"        # "fnn": dde.nn.FNN (Glorot normal); "paper": HomotopyNet (N(0,1), NTK scaling)
+    width: int = 64
+    depth: int = 3
+    phi: str = "relu3"
+    points: int = 2000
+    boundary_points: int = 400
+    sampler: str = "random"
+    beta: float | None = None  # boundary weight (default: DEFAULT_BETA[loss])
+    test_points: int = 10000
+    eval_every: int = 250
+    record_every: int = 10
+    seed: int = 0
+    dtype: str = "float64"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name in ("width", "depth", "points", "boundary_points", "test_points", "eval_every",
+                     "record_every", "plateau_window"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.net not in ("fnn", "paper"):
+            raise ValueError(f"net={self.net!r} is unknown: use 'fnn' or 'paper'")
+        if self.sampler not in ("random", "uniform", "sobol"):
+            raise ValueError(f"sampler={self.sampler!r} is unknown: use random, uniform or sobol")
+        if self.beta is not None and not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"beta={self.beta!r} must be a number >= 0")
+        get_phi(self.phi)
+        resolve_dtype(self.dtype)
+        self.make_schedule()
+
+    def make_schedule(self) -> Schedule:
+        return parse_schedule(self.schedule, self.lr, PlateauRule(self.plateau_window, self.plateau_threshold),
+                              self.reset_optimizer)
+
+    @classmethod
+    def from_dict(cls, data: dict, base: "SolveConfig | None" = None) -> "SolveConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown solver key(s) {sorted(unknown)}; allowed: {', '.join(sorted(names))}")
+        cfg = copy.deepcopy(base) if base is not None else cls()
+        for k, v in data.items():
+            setattr(cfg, k, v)
+        return cfg
+
+
+def build_network(cfg: SolveConfig, dim: int, generator: torch.Generator, dtype, device):
+    """The solver's network: a ``dde.nn.FNN`` or the paper's ``HomotopyNet``, with ``s = 1``."""
+    if cfg.net == "paper":
+        net = HomotopyNet(dim, [cfg.width] * cfg.depth, cfg.phi, s=1.0, generator=generator, dtype=dtype)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            net = homotopy_fnn([dim] + [cfg.width] * cfg.depth + [1], cfg.phi, 1.0)
+        net = net.to(dtype)
+    return net.to(device)
+
+
+@dataclass
+class SolveResult:
+    net: torch.nn.Module
+    train: TrainResult
+    metrics: dict
+    config: SolveConfig
+    seconds: float
+    run_dir: Path | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def history(self) -> History:
+        return self.train.history
+
+
+class Setup:
+    """Everything a solve needs that does not change while training: points, data, network."""
+
+    def __init__(self, problem, cfg: SolveConfig):
+        cfg.validate()
+        self.loss = check_loss(cfg.loss, problem, cfg.phi)
+        self.problem, self.cfg = problem, cfg
+        self.device, self.dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        kw = dict(generator=gen, sampler=cfg.sampler, dtype=self.dtype, device=self.device)
+        self.x = problem.sample_interior(cfg.points, **kw)
+        self.boundary = problem.sample_boundary(cfg.boundary_points, **kw)
+        test_gen = torch.Generator().manual_seed(cfg.seed + 7919)
+        self.x_test = problem.sample_interior(cfg.test_points, generator=test_gen, sampler="random",
+                                              dtype=self.dtype, device=self.device)
+        self.net = build_network(cfg, problem.dim, gen, self.dtype, self.device)
+        beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
+        self.context = LossContext(problem, self.x, self.boundary, beta=beta)
+        self.schedule = cfg.make_schedule()
+
+
+def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup: Setup | None = None,
+          log=print, reference=None, hooks_extra=None) -> SolveResult:
+    """Train ``cfg.loss`` on ``problem`` with the HRTA schedule; measure errors on the test set.
+
+    With ``out`` a run folder is written (see :func:`write_run`). ``setup`` lets several losses
+    share the same initial network and points (``compare``).
+    """
+    setup = setup or Setup(problem, cfg)
+    loss_name = check_loss(cfg.loss, problem, cfg.phi)
+    net = copy.deepcopy(setup.net)
+    context = setup.context
+    loss_fn = LOSS_FUNCTIONS[loss_name]
+    can_measure = problem.has_exact or reference is not None
+    history = History()
+
+    def after_step(pos: Position) -> bool:
+        if can_measure and pos.iteration % cfg.eval_every == 0:
+            history.evaluations.append({"iteration": pos.iteration,
+                                        **evaluate(net, setup.x_test, problem, reference=reference)})
+        return bool(hooks_extra and hooks_extra(pos, net))
+
+    t0 = time.perf_counter()
+    result = train(net, lambda: loss_fn(net, context), setup.schedule, history=history,
+                   record_every=cfg.record_every, progress=progress,
+                   hooks=Hooks(after_step=after_step, every=1), description=loss_name)
+    seconds = time.perf_counter() - t0
+    metrics = {"loss": loss_name, "status": result.status, "message": result.message,
+               "iterations": result.position.iteration, "seconds": seconds,
+               "final_loss": history.final_finite_loss(), "stage_switches": history.switches}
+    if can_measure:
+        final = evaluate(net, setup.x_test, problem, reference=reference)
+        metrics.update(final)
+        if not history.evaluations or history.evaluations[-1]["iteration"] != result.position.iteration:
+            history.evaluations.append({"iteration": result.position.iteration, **final})
+    res = SolveResult(net, result, metrics, cfg, seconds)
+    if result.status == "nonfinite":
+        log(f"hrta-pde: {result.message}")
+    if out is not None:
+        res.run_dir = write_run(res, problem, out)
+    return res
+
+
+def write_run(res: SolveResult, problem, out) -> Path:
+    """Write the run folder: problem.toml (reproduces the run), history, metrics, model, plots."""
+    from hrta_pde.plotting import plot_error_history, plot_loss_histories
+    from hrta_pde.problem import problem_to_toml
+    from hrta_pde.runio import make_run_dir, write_json
+
+    run_dir = make_run_dir(out, "solve")
+    (run_dir / "problem.toml").write_text(problem_to_toml(problem, solver=asdict(res.config)))
+    res.history.to_csv(run_dir / "history.csv")
+    res.history.evaluations_to_csv(run_dir / "errors.csv")
+    write_json(run_dir / "metrics.json", {"problem": problem.name, "config": asdict(res.config),
+                                          "metrics": res.metrics})
+    torch.save({"state_dict": res.net.state_dict(), "config": asdict(res.config)}, run_dir / "model.pt")
+    plot_loss_histories({res.config.loss: res.history}, run_dir / "loss.png",
+                        title=f"{problem.name}: {res.config.loss} loss", terms=True)
+    if res.history.evaluations:
+        ev = res.history.evaluations
+        plot_error_history({"relative L2": (np.array([e["iteration"] for e in ev]), np.array([e["rel_l2"] for e in ev])),
+                            "relative H1 seminorm": (np.array([e["iteration"] for e in ev]),
+                                                     np.array([e["rel_h1_semi"] for e in ev]))},
+                           run_dir / "errors.png", ylabel="relative error",
+                           title=f"{problem.name}: error against iteration ({res.config.loss})")
+    return run_dir
+
+
+def format_metrics(metrics: dict) -> str:
+    keys = [("rel_l2", "relative L2"), ("rel_h1_semi", "relative H1 seminorm"), ("max_error", "max error"),
+            ("l2", "L2 error"), ("ritz_energy", "Ritz energy E(u)"), ("ritz_energy_exact", "exact energy E(u*)"),
+            ("final_loss", "final training loss"), ("iterations", "iterations"), ("seconds", "time [s]")]
+    lines = [f"{'metric':<24} {'value':>14}"]
+    for k, label in keys:
+        if k in metrics:
+            v = metrics[k]
+            lines.append(f"{label:<24} {v:>14d}" if isinstance(v, int) else f"{label:<24} {v:>14.4e}")
+    return "\n".join(lines)
+
+
+def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=None, progress=False,
+            log=print) -> dict:
+    """Train each loss from the same initial network and points, for ``seeds`` seeds.
+
+    Returns ``{"rows": [...per loss and seed...], "summary": {loss: {metric: (median, min, max)}}}``
+    and writes ``compare.csv``, ``summary.json`` and ``errors.png`` when ``out`` is given.
+    """
+    from hrta_pde.runio import make_run_dir, write_json
+
+    if seeds <= 0:
+        raise ValueError(f"seeds={seeds} must be a positive integer")
+    names = [check_loss(name, problem, cfg.phi) for name in losses]
+    if not names:
+        raise ValueError("no losses given: use e.g. --losses ritz,sobolev,pinn")
+    run_dir = make_run_dir(out, "compare") if out is not None else None
+    rows, curves = [], {name: [] for name in names}
+    for k in range(seeds):
+        base = copy.deepcopy(cfg)
+        base.seed = cfg.seed + k
+        setup = Setup(problem, base)
+        for name in names:
+            c = copy.deepcopy(base)
+            c.loss = name
+            res = solve(problem, c, setup=setup, progress=progress, log=log)
+            row = {"loss": name, "seed": c.seed, **{m: res.metrics.get(m) for m in
+                   ("rel_l2", "rel_h1_semi", "max_error", "seconds", "iterations", "status")}}
+            rows.append(row)
+            ev = res.history.evaluations
+            curves[name].append(([e["iteration"] for e in ev], [e["rel_l2"] for e in ev]))
+            log(f"seed {c.seed} {name:<8} rel L2 {row['rel_l2']:.3e}  rel H1 {row['rel_h1_semi']:.3e}  "
+                f"{row['seconds']:.1f} s")
+    summary = {}
+    for name in names:
+        mine = [r for r in rows if r["loss"] == name]
+        summary[name] = {m: {"median": statistics.median(r[m] for r in mine), "min": min(r[m] for r in mine),
+                             "max": max(r[m] for r in mine)}
+                         for m in ("rel_l2", "rel_h1_semi", "max_error", "seconds")}
+    report = {"problem": problem.name, "seeds": seeds, "rows": rows, "summary": summary}
+    log(format_compare(report))
+    if run_dir is not None:
+        from hrta_pde.plotting import plot_error_history
+        from hrta_pde.history import _write_csv
+
+        _write_csv(run_dir / "compare.csv", list(rows[0]), [list(r.values()) for r in rows])
+        write_json(run_dir / "summary.json", report)
+        med = {}
+        for name, cs in curves.items():
+            it = np.asarray(cs[0][0])
+            errs = np.array([c[1] for c in cs if len(c[1]) == len(it)])
+            med[f"{name} (median of {len(errs)})"] = (it, np.median(errs, axis=0))
+        plot_error_history(med, run_dir / "errors.png",
+                           title=f"{problem.name}: relative L2 error against iteration")
+        report["run_dir"] = str(run_dir)
+    return report
+
+
+def format_compare(report: dict) -> str:
+    lines = [f"{'loss':<9} {'rel L2 median':>14} {'[min, max]':>22} {'rel H1 median':>14} "
+             f"{'max err median':>15} {'time [s]':>9}"]
+    for name, s in report["summary"].items():
+        r = s["rel_l2"]
+        lines.append(f"{name:<9} {r['median']:>14.3e} [{r['min']:.2e}, {r['max']:.2e}] "
+                     f"{s['rel_h1_semi']['median']:>14.3e} {s['max_error']['median']:>15.3e} "
+                     f"{s['seconds']['median']:>9.1f}")
+    return "\n".join(lines)
