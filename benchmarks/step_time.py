@@ -64,6 +64,8 @@ def driver(width, points, dtype, device, steps):
 def deepxde_train(width, points, dtype, device, steps):
     net, x, y = make(width, points, dtype, device)
     xs, ys = x.cpu().numpy(), y.cpu().numpy()
+    dde.config.set_default_float("float64" if dtype == torch.float64 else "float32")
+    torch.set_default_dtype(torch.float32)  # DeepXDE's setting also changes torch's: undo
     data = dde.data.DataSet(X_train=xs, y_train=ys, X_test=xs[:2], y_test=ys[:2])
     model = dde.Model(data, net)
     model.compile("adam", lr=1e-3, loss=lambda yt, yp: 0.5 * torch.mean((yp - yt) ** 2), verbose=0)

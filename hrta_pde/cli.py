@@ -76,8 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                            ("compare", "compare losses on a Poisson problem over seeds")):
         sp = sub.add_parser(name, help=helptext, description=helptext + ". PROBLEM is a TOML file or "
                             "the name of a built-in problem (hrta-pde problems lists them).")
-        sp.add_argument("problem", nargs="?" if name == "solve" else None,
-                        default="poisson_2d_sin" if name == "solve" else None,
+        sp.add_argument("problem", nargs="?" if name == "solve" else None, default=None,
                         help="problem file or built-in name" + (" (default poisson_2d_sin)" if name == "solve" else ""))
         if name == "solve":
             sp.add_argument("--loss", default=None, help="ritz, sobolev, pinn or l2 (default: the problem "
@@ -114,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(sp)
         sp.set_defaults(dtype=None, seed=None, device=None)  # None: the problem file or the default
 
+    ep = sub.add_parser("export", help="write a saved run's solution as a mesh file (or CSV for d > 3)",
+                        description="Rebuild the trained network of RUN_DIR and write its solution, exact "
+                        "solution, error, gradient and f at the nodes of a mesh of the domain.")
+    ep.add_argument("run_dir", help="a run folder written by 'hrta-pde solve'")
+    ep.add_argument("--to", action="append", default=[], metavar="FILE",
+                    help="output file(s): .vtu (default RUN_DIR/solution.vtu), .xdmf, .vtk, .csv, ...")
+    ep.add_argument("--resolution", type=_float, default=None, help="mesh size h (default: diameter / 40 in 2-D)")
+
     pp = sub.add_parser("problems", help="list the built-in problems")
     pp.add_argument("--show", default=None, metavar="NAME", help="print one problem file")
     return parser
@@ -147,15 +154,38 @@ def _load(name_or_path):
 def _cmd_solve(args) -> int:
     from hrta_pde.solve import format_metrics, solve
 
-    problem = _load(args.problem)
-    cfg = _solver_config(args, problem)
-    out = args.out or _default_out("solve")
+    resume = None
+    if args.resume:
+        from hrta_pde.checkpoint import CheckpointError, load_checkpoint
+        from hrta_pde.problem import problem_from_dict
+        from hrta_pde.solve import SolveConfig
+
+        given = [f"--{k.replace('_', '-')}" for k in _SOLVER_FLAGS if k != "device" and getattr(args, k, None) is not None]
+        if given:
+            raise CheckpointError(f"--resume continues a run with its saved settings: drop {', '.join(given)}")
+        resume = load_checkpoint(args.resume)
+        problem = problem_from_dict(resume["problem"], source=args.resume)
+        if args.problem is not None and _load(args.problem).spec != problem.spec:
+            raise CheckpointError(f"run folder {args.resume!r} was made for problem {problem.name!r}, not "
+                                  f"{args.problem!r}: resume without a problem argument or start a new run")
+        cfg = SolveConfig.from_dict(resume["config"])
+        if args.device is not None:
+            cfg.device = args.device
+        out = args.resume
+        print(f"resuming {problem.name} at iteration {resume['position']['iteration']} from {out}")
+    else:
+        problem = _load(args.problem or "poisson_2d_sin")
+        cfg = _solver_config(args, problem)
+        out = args.out or _default_out("solve")
     if args.export:
         from hrta_pde.export import check_export_targets
 
         check_export_targets(args.export, problem)
-    res = solve(problem, cfg, out=out, progress=not args.quiet)
+    res = solve(problem, cfg, out=out, progress=not args.quiet, resume=resume)
     print(f"{problem.name}: {cfg.loss} loss, schedule {cfg.schedule}, {res.metrics['iterations']} iterations")
+    if res.metrics["status"] == "interrupted":
+        print(res.metrics["message"], file=sys.stderr)
+        return 130
     print(format_metrics(res.metrics))
     for target in args.export:
         from hrta_pde.export import export_solution
@@ -167,6 +197,26 @@ def _cmd_solve(args) -> int:
 
     print(summary(res.run_dir))
     return 0 if res.metrics["status"] == "completed" else 1
+
+
+def _cmd_export(args) -> int:
+    from hrta_pde.export import export_solution
+    from hrta_pde.solve import load_run
+
+    problem, cfg, net, ck = load_run(args.run_dir)
+    from pathlib import Path
+
+    targets = args.to or [str(Path(args.run_dir) / ("solution.vtu" if problem.dim <= 3 else "solution.csv"))]
+    from hrta_pde.export import check_export_targets
+
+    check_export_targets(targets, problem)
+    import json
+
+    metrics_file = Path(args.run_dir) / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()).get("metrics", {}) if metrics_file.exists() else {}
+    for target in targets:
+        print(f"exported {export_solution(net, problem, target, h=args.resolution, metrics=metrics, config=cfg)}")
+    return 0
 
 
 def _cmd_compare(args) -> int:
@@ -218,7 +268,7 @@ def _default_out(kind: str):
 
 
 COMMANDS = {"approx": _cmd_approx, "solve": _cmd_solve, "compare": _cmd_compare,
-            "problems": _cmd_problems}
+            "export": _cmd_export, "problems": _cmd_problems}
 
 
 def main(argv=None) -> int:

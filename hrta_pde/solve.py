@@ -53,6 +53,7 @@ class SolveConfig:
     beta: float | None = None  # boundary weight (default: DEFAULT_BETA[loss])
     test_points: int = 10000
     eval_every: int = 250
+    checkpoint_every: int = 1000
     record_every: int = 10
     seed: int = 0
     dtype: str = "float64"
@@ -60,7 +61,7 @@ class SolveConfig:
 
     def validate(self) -> None:
         for name in ("width", "depth", "points", "boundary_points", "test_points", "eval_every",
-                     "record_every", "plateau_window"):
+                     "record_every", "plateau_window", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
@@ -120,7 +121,7 @@ class SolveResult:
 class Setup:
     """Everything a solve needs that does not change while training: points, data, network."""
 
-    def __init__(self, problem, cfg: SolveConfig):
+    def __init__(self, problem, cfg: SolveConfig, points: dict | None = None):
         cfg.validate()
         self.loss = check_loss(cfg.loss, problem, cfg.phi)
         self.problem, self.cfg = problem, cfg
@@ -129,6 +130,10 @@ class Setup:
         kw = dict(generator=gen, sampler=cfg.sampler, dtype=self.dtype, device=self.device)
         self.x = problem.sample_interior(cfg.points, **kw)
         self.boundary = problem.sample_boundary(cfg.boundary_points, **kw)
+        if points is not None:  # resume: the very points of the interrupted run
+            self.x = points["x"].to(self.device, self.dtype)
+            for name, value in points["boundary"].items():
+                setattr(self.boundary, name, value.to(self.device))
         test_gen = torch.Generator().manual_seed(cfg.seed + 7919)
         self.x_test = problem.sample_interior(cfg.test_points, generator=test_gen, sampler="random",
                                               dtype=self.dtype, device=self.device)
@@ -137,35 +142,75 @@ class Setup:
         self.context = LossContext(problem, self.x, self.boundary, beta=beta)
         self.schedule = cfg.make_schedule()
 
+    def points_state(self) -> dict:
+        b = self.boundary
+        return {"x": self.x.detach().cpu(), "boundary": {k: getattr(b, k).detach().cpu() for k in
+                                                         ("x", "normal", "dirichlet", "g", "h")}}
+
 
 def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup: Setup | None = None,
-          log=print, reference=None, hooks_extra=None) -> SolveResult:
+          log=print, reference=None, resume: dict | None = None, stop_at: int | None = None) -> SolveResult:
     """Train ``cfg.loss`` on ``problem`` with the HRTA schedule; measure errors on the test set.
 
-    With ``out`` a run folder is written (see :func:`write_run`). ``setup`` lets several losses
-    share the same initial network and points (``compare``).
+    With ``out`` a run folder is written (see :func:`write_run`) and a checkpoint is saved every
+    ``cfg.checkpoint_every`` iterations, at the end, and on Ctrl-C (then the run stops with status
+    ``"interrupted"`` and can be continued with ``resume=load_checkpoint(run_dir)``). ``setup``
+    lets several losses share the same initial network and points (``compare``). ``stop_at``
+    stops after that many iterations as if interrupted (for tests).
     """
-    setup = setup or Setup(problem, cfg)
+    from hrta_pde.checkpoint import catch_sigint, save_checkpoint, set_rng_state
+    from hrta_pde.problem import problem_to_toml
+    from hrta_pde.runio import make_run_dir
+    from hrta_pde.train import make_adam
+
+    setup = setup or Setup(problem, cfg, points=resume.get("points") if resume else None)
     loss_name = check_loss(cfg.loss, problem, cfg.phi)
+    run_dir = make_run_dir(out, "solve") if out is not None else None
+    if run_dir is not None:
+        (run_dir / "problem.toml").write_text(problem_to_toml(problem, solver=asdict(cfg)))
     net = copy.deepcopy(setup.net)
+    optimizer = make_adam(net.parameters(), setup.schedule.stage_lr(0))
+    history, position = History(), Position()
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        optimizer.load_state_dict(resume["optimizer"])
+        history = History.from_state_dict(resume["history"])
+        position = Position(**resume["position"])
+        set_rng_state(resume["rng"])
     context = setup.context
     loss_fn = LOSS_FUNCTIONS[loss_name]
     can_measure = problem.has_exact or reference is not None
-    history = History()
 
-    def after_step(pos: Position) -> bool:
-        if can_measure and pos.iteration % cfg.eval_every == 0:
-            history.evaluations.append({"iteration": pos.iteration,
-                                        **evaluate(net, setup.x_test, problem, reference=reference)})
-        return bool(hooks_extra and hooks_extra(pos, net))
+    def checkpoint(pos: Position) -> None:
+        if run_dir is not None:
+            save_checkpoint(run_dir / "checkpoint.pt", {
+                "net": net.state_dict(), "optimizer": optimizer.state_dict(), "position": pos.state_dict(),
+                "history": history.state_dict(), "rng": _rng(), "config": asdict(cfg),
+                "problem": problem.spec, "points": setup.points_state()})
 
-    t0 = time.perf_counter()
-    result = train(net, lambda: loss_fn(net, context), setup.schedule, history=history,
-                   record_every=cfg.record_every, progress=progress,
-                   hooks=Hooks(after_step=after_step, every=1), description=loss_name)
-    seconds = time.perf_counter() - t0
+    with catch_sigint() as interrupted:
+        def after_step(pos: Position) -> bool:
+            if can_measure and pos.iteration % cfg.eval_every == 0:
+                history.evaluations.append({"iteration": pos.iteration,
+                                            **evaluate(net, setup.x_test, problem, reference=reference)})
+            stop = bool(interrupted) or (stop_at is not None and pos.iteration >= stop_at)
+            if stop or pos.iteration % cfg.checkpoint_every == 0:
+                checkpoint(pos)
+            return stop
+
+        t0 = time.perf_counter()
+        result = train(net, lambda: loss_fn(net, context), setup.schedule, optimizer=optimizer,
+                       history=history, position=position, record_every=cfg.record_every,
+                       progress=progress, hooks=Hooks(after_step=after_step, every=1), description=loss_name)
+        seconds = time.perf_counter() - t0
+    if result.status == "stopped":
+        result.status = "interrupted"
+        result.message = (f"interrupted at iteration {result.position.iteration} (stage {result.position.stage + 1})"
+                          + (f"; resume with: hrta-pde solve --resume {run_dir}" if run_dir is not None else ""))
+    else:
+        checkpoint(result.position)
     metrics = {"loss": loss_name, "status": result.status, "message": result.message,
-               "iterations": result.position.iteration, "seconds": seconds,
+               "iterations": result.position.iteration, "seconds": result.position.elapsed,
                "final_loss": history.final_finite_loss(), "stage_switches": history.switches}
     if can_measure:
         final = evaluate(net, setup.x_test, problem, reference=reference)
@@ -173,21 +218,25 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
         if not history.evaluations or history.evaluations[-1]["iteration"] != result.position.iteration:
             history.evaluations.append({"iteration": result.position.iteration, **final})
     res = SolveResult(net, result, metrics, cfg, seconds)
-    if result.status == "nonfinite":
+    if result.status != "completed":
         log(f"hrta-pde: {result.message}")
-    if out is not None:
-        res.run_dir = write_run(res, problem, out)
+    if run_dir is not None:
+        res.run_dir = write_run(res, problem, run_dir)
     return res
+
+
+def _rng():
+    from hrta_pde.checkpoint import rng_state
+
+    return rng_state()
 
 
 def write_run(res: SolveResult, problem, out) -> Path:
     """Write the run folder: problem.toml (reproduces the run), history, metrics, model, plots."""
     from hrta_pde.plotting import plot_error_history, plot_loss_histories
-    from hrta_pde.problem import problem_to_toml
     from hrta_pde.runio import make_run_dir, write_json
 
     run_dir = make_run_dir(out, "solve")
-    (run_dir / "problem.toml").write_text(problem_to_toml(problem, solver=asdict(res.config)))
     res.history.to_csv(run_dir / "history.csv")
     res.history.evaluations_to_csv(run_dir / "errors.csv")
     write_json(run_dir / "metrics.json", {"problem": problem.name, "config": asdict(res.config),
@@ -282,3 +331,18 @@ def format_compare(report: dict) -> str:
                      f"{s['rel_h1_semi']['median']:>14.3e} {s['max_error']['median']:>15.3e} "
                      f"{s['seconds']['median']:>9.1f}")
     return "\n".join(lines)
+
+
+def load_run(run_dir) -> tuple:
+    """``(problem, config, net, checkpoint)`` of a run folder, the network in its trained state."""
+    from hrta_pde.checkpoint import load_checkpoint
+    from hrta_pde.problem import problem_from_dict
+
+    ck = load_checkpoint(run_dir)
+    problem = problem_from_dict(ck["problem"], source=str(run_dir))
+    cfg = SolveConfig.from_dict(ck["config"])
+    cfg.device = "cpu" if cfg.device == "auto" else cfg.device
+    dtype = resolve_dtype(cfg.dtype)
+    net = build_network(cfg, problem.dim, torch.Generator().manual_seed(cfg.seed), dtype, torch.device("cpu"))
+    net.load_state_dict(ck["net"])
+    return problem, cfg, net, ck

@@ -71,15 +71,32 @@ class Hooks:
     extra: dict = field(default_factory=dict)
 
 
-def _split_terms(out: LossTerms) -> tuple[tuple[str, ...], torch.Tensor]:
+def _split_terms(out: LossTerms) -> tuple[tuple[str, ...], list[torch.Tensor]]:
     if isinstance(out, Mapping):
-        return tuple(out), torch.stack([v.reshape(()) for v in out.values()])
+        return tuple(out), list(out.values())
     if isinstance(out, torch.Tensor):
         if out.ndim == 0:
-            return ("loss",), out.reshape(1)
-        return tuple(f"loss_{i}" for i in range(out.numel())), out.reshape(-1)
+            return ("loss",), [out]
+        flat = out.reshape(-1)
+        return tuple(f"loss_{i}" for i in range(flat.numel())), list(flat.unbind())
     out = list(out)
-    return tuple(f"loss_{i}" for i in range(len(out))), torch.stack([v.reshape(()) for v in out])
+    return tuple(f"loss_{i}" for i in range(len(out))), out
+
+
+def _total(terms: list[torch.Tensor]) -> torch.Tensor:
+    total = terms[0].reshape(())
+    for term in terms[1:]:
+        total = total + term.reshape(())
+    return total
+
+
+def _numbers(total: torch.Tensor, terms: list[torch.Tensor]) -> list[float]:
+    """``[total, *terms]`` as Python floats, with one device synchronisation."""
+    with torch.no_grad():
+        if len(terms) == 1:
+            value = total.item()
+            return [value, value]
+        return torch.stack([total.reshape(())] + [t.reshape(()) for t in terms]).tolist()
 
 
 def make_adam(parameters, lr: float) -> torch.optim.Adam:
@@ -150,11 +167,11 @@ def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Sche
                 detector.load_state_dict(pos.plateau)
             ended_early = False
             while pos.stage_iteration < stage.iterations:
-                names, values = _split_terms(loss_fn())
-                total = values.sum()
+                names, terms = _split_terms(loss_fn())
+                total = _total(terms)
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                numbers = torch.cat([total.detach().reshape(1), values.detach()]).tolist()
+                numbers = _numbers(total, terms)
                 loss = numbers[0]
                 iteration = pos.iteration + 1
                 if not hist.term_names and not hist.rows:
@@ -174,7 +191,7 @@ def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Sche
                     warnings.warn(result.message, RuntimeWarning, stacklevel=2)
                     return result
                 with torch.no_grad():
-                    torch._foreach_copy_(snapshot, [p.detach() for p in params])
+                    torch._foreach_copy_(snapshot, params)
                 optimizer.step()
                 pos.iteration = iteration
                 pos.stage_iteration += 1
