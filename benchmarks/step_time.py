@@ -69,7 +69,6 @@ def deepxde_train(width, points, dtype, device, steps):
     data = dde.data.DataSet(X_train=xs, y_train=ys, X_test=xs[:2], y_test=ys[:2])
     model = dde.Model(data, net)
     model.compile("adam", lr=1e-3, loss=lambda yt, yp: 0.5 * torch.mean((yp - yt) ** 2), verbose=0)
-    previous = torch.get_default_device()
     torch.set_default_device(device)  # DeepXDE converts numpy batches on the default device
     try:
         sync(device)
@@ -77,7 +76,7 @@ def deepxde_train(width, points, dtype, device, steps):
         model.train(iterations=steps, display_every=steps + 1, verbose=0)
         sync(device)
     finally:
-        torch.set_default_device(previous)
+        torch.set_default_device(None)  # no device context: it would slow every later torch call
     return (time.perf_counter() - t) / steps
 
 
@@ -94,21 +93,25 @@ def main(argv=None):
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"# device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"# width {args.width}, points {args.points}, {args.steps} steps x {args.rounds} rounds")
-    print("| dtype | bare loop [ms/step] | driver [ms/step] | DeepXDE train [ms/step] | driver / bare | DeepXDE / bare |")
-    print("|---|---|---|---|---|---|")
+    print("| dtype | bare loop [ms/step] | driver [ms/step] | DeepXDE train [ms/step] | driver / bare | "
+          "DeepXDE / bare | bare / bare (noise) |")
+    print("|---|---|---|---|---|---|---|")
     for dt in args.dtypes.split(","):
         dtype = H.resolve_dtype(dt)
         for fn in (bare, driver, deepxde_train):  # warm-up
             fn(args.width, args.points, dtype, device, 20)
-        times = {"bare": [], "driver": [], "dde": []}
+        times = {"bare": [], "driver": [], "dde": [], "bare2": []}
         for _ in range(args.rounds):
             times["bare"].append(bare(args.width, args.points, dtype, device, args.steps))
+            times["bare2"].append(bare(args.width, args.points, dtype, device, args.steps))
             times["driver"].append(driver(args.width, args.points, dtype, device, args.steps))
             times["dde"].append(deepxde_train(args.width, args.points, dtype, device, args.steps))
         r_drv = statistics.median(d / b for d, b in zip(times["driver"], times["bare"]))
         r_dde = statistics.median(d / b for d, b in zip(times["dde"], times["bare"]))
+        r_aa = statistics.median(d / b for d, b in zip(times["bare2"], times["bare"]))
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-        print(f"| {dt} | {med['bare']:.3f} | {med['driver']:.3f} | {med['dde']:.3f} | {r_drv:.3f} | {r_dde:.3f} |")
+        print(f"| {dt} | {med['bare']:.3f} | {med['driver']:.3f} | {med['dde']:.3f} | {r_drv:.3f} | "
+              f"{r_dde:.3f} | {r_aa:.3f} |")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,13 @@ def import_deepxde():
         sink = io.StringIO()  # deepxde prints "Using backend: ..." on import
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             import deepxde  # noqa: F401
-        # Undo deepxde's import-time choice of device and dtype.
-        torch.set_default_device(device_before)
+        # Undo deepxde's import-time choice of device and dtype. Without a device context torch's
+        # default is the CPU; set_default_device(None) removes the context deepxde may have
+        # installed (a context, even for "cpu", intercepts every torch call and costs time).
+        if device_before.type == "cpu":
+            torch.set_default_device(None)
+        else:
+            torch.set_default_device(device_before)
         torch.set_default_dtype(dtype_before)
     import deepxde
 

@@ -44,11 +44,15 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     """``torch.save`` to ``path`` atomically (temporary file + fsync + rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save({"format": FORMAT, **payload}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save({"format": FORMAT, **payload}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # the previous checkpoint is untouched
+        raise
     return path
 
 

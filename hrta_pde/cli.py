@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--boundary-points", type=_positive_int, default=None,
                         help="boundary training points (default 400)")
         sp.add_argument("--sampler", choices=["random", "uniform", "sobol"], default=None,
-                        help="training point sampler (default random)")
+                        help="training point sampler (default sobol: scrambled Sobol points)")
         sp.add_argument("--beta", type=_float, default=None,
                         help="boundary weight (default 500 for ritz, 100 for pinn)")
         sp.add_argument("--test-points", type=_positive_int, default=None,

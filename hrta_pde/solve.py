@@ -49,7 +49,7 @@ class SolveConfig:
     phi: str = "relu3"
     points: int = 2000
     boundary_points: int = 400
-    sampler: str = "random"
+    sampler: str = "sobol"  # low-discrepancy points: the Ritz energy needs an accurate quadrature
     beta: float | None = None  # boundary weight (default: DEFAULT_BETA[loss])
     test_points: int = 10000
     eval_every: int = 250

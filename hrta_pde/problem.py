@@ -1,0 +1,1489 @@
+"""Poisson problems ``-Laplace u = f`` on DeepXDE geometries, read from TOML files or dicts.
+
+A problem is data: a domain, a source ``f`` (or an exact solution ``u`` from which
+``f = -laplacian(u)`` is derived with sympy), and boundary data, Dirichlet ``u = g``,
+Neumann ``du/dn = h``, or both on the sides of a box.  The TOML format::
+
+    name = "poisson_2d_sin"
+    [domain]
+    type = "rectangle"
+    xmin = [0.0, 0.0]
+    xmax = [1.0, 1.0]
+    [solution]
+    u = "sin(pi*x)*sin(pi*y)"          # f = 2*pi^2*sin(pi*x)*sin(pi*y) is derived
+    [boundary]
+    type = "dirichlet"                 # g = u on the boundary is derived
+
+Example::
+
+    >>> p = builtin_problem("poisson_2d_sin")
+    >>> x = p.sample_interior(1000, generator=torch.Generator().manual_seed(0))
+    >>> b = p.sample_boundary(400, generator=torch.Generator().manual_seed(1))
+    >>> p.measure, p.boundary_measure
+    (1.0, 4.0)
+
+Sampling is done here, not with DeepXDE's samplers, for three reasons: DeepXDE draws from
+numpy's global RNG (we draw from a ``torch.Generator`` and never touch numpy's state), it
+samples in float32 by default, and its box and CSG boundary samplers are not uniform with
+respect to the boundary measure (a box face is picked uniformly, not by area; a CSG boundary
+gets as many points from each part whatever their sizes).  Here every primitive (box, ball,
+polygon) is sampled exactly in float64, with exact outward normals, and a CSG domain by
+rejection from its parts, weighted by their measures.  The DeepXDE geometry
+(:attr:`PoissonProblem.geometry`) is built alongside, with float64 parameters, for everything
+else (meshing, plotting, ``inside``/``on_boundary``).
+
+Measures ``|Omega|`` and ``|dOmega|`` are exact for the primitives, for 1-D unions,
+intersections and differences of intervals, and for a box or ball with a hole (a primitive
+strictly inside it); other CSG domains get quasi-Monte Carlo estimates from 2^20 points
+(``measure_exact = False``).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy
+import torch
+from scipy.special import ndtri
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from hrta_pde.expressions import (
+    ExpressionError,
+    expressions_agree,
+    gradient,
+    laplacian,
+    parse_expression,
+    to_numpy,
+    to_torch,
+)
+
+__all__ = [
+    "ProblemError",
+    "BoundaryBatch",
+    "PoissonProblem",
+    "problem_from_dict",
+    "load_problem",
+    "problem_to_toml",
+    "builtin_problem",
+    "list_builtin_problems",
+    "resolve_problem",
+    "DOMAIN_TYPES",
+    "BOUNDARY_TYPES",
+    "SAMPLERS",
+    "SOLVER_KEYS",
+]
+
+DOMAIN_TYPES = ("interval", "rectangle", "box", "hypercube", "disk", "ball", "polygon", "lshape",
+                "difference", "union", "intersection")
+BOUNDARY_TYPES = ("dirichlet", "neumann", "mixed")
+SAMPLERS = ("random", "uniform", "sobol")
+#: Keys allowed in the optional ``[solver]`` table; their values are checked by the solver.
+SOLVER_KEYS = ("loss", "schedule", "lr", "width", "depth", "phi", "points", "boundary_points")
+MAX_DIM = 10
+
+_TOP_KEYS = ("name", "description", "domain", "solution", "boundary", "solver")
+_SOLUTION_KEYS = ("u", "f")
+_BOUNDARY_KEYS = ("type", "g", "h", "neumann_sides")
+_DOMAIN_KEYS = {
+    "interval": ("type", "xmin", "xmax"),
+    "rectangle": ("type", "xmin", "xmax"),
+    "box": ("type", "xmin", "xmax"),
+    "hypercube": ("type", "dim", "xmin", "xmax"),
+    "disk": ("type", "center", "radius"),
+    "ball": ("type", "center", "radius"),
+    "polygon": ("type", "vertices"),
+    "lshape": ("type",),
+    "difference": ("type", "a", "b"),
+    "union": ("type", "a", "b"),
+    "intersection": ("type", "a", "b"),
+}
+_BOX_TYPES = ("interval", "rectangle", "box", "hypercube")
+_LSHAPE_VERTICES = ((-1.0, -1.0), (0.0, -1.0), (0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (-1.0, 1.0))
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")
+_MAX_CSG_DEPTH = 16
+_MAX_POLYGON_VERTICES = 1000
+# Relative tolerance for "on the boundary" (times the size of the coordinates).
+_TOL = 1e-9
+# Points of the quasi-Monte Carlo estimates of CSG measures, and their fixed seed.
+_MC_POINTS = 2**20
+_MC_SEED = 20240531
+# A pure Neumann problem is refused if |int f + int h| > this fraction of int |f| + int |h|.
+COMPATIBILITY_TOLERANCE = 1e-2
+_MAX_GRID_POINTS = 5_000_000
+
+
+class ProblemError(ValueError):
+    """One-line message naming the bad value or key and the fix.
+
+    Example: ``problem.toml: unknown key 'radus' in [domain]; allowed keys: type, center, radius``.
+    """
+
+
+# ============================================================================ random sources
+
+class _Source:
+    """Uniform numbers in (0, 1) for the samplers: ``random``, ``sobol`` or ``uniform``.
+
+    ``random`` draws from the torch generator; ``sobol`` from scrambled Sobol engines (one per
+    dimension) seeded from the generator; ``uniform`` is deterministic: the midpoints
+    ``(i + 1/2)/m`` in one dimension, a fixed-seed Sobol set in more.
+    """
+
+    def __init__(self, sampler: str, generator: torch.Generator | None):
+        self.sampler = sampler
+        self.generator = generator
+        self._engines: dict[int, torch.quasirandom.SobolEngine] = {}
+
+    def _kw(self) -> dict:
+        g = self.generator
+        return {} if g is None else {"generator": g, "device": g.device}
+
+    def _seed(self) -> int:
+        return int(torch.randint(0, 2**62, (1,), **self._kw()).item())
+
+    def draw(self, m: int, k: int) -> np.ndarray:
+        if m <= 0:
+            return np.empty((0, k))
+        if self.sampler == "random":
+            u = torch.rand((m, k), dtype=torch.float64, **self._kw()).cpu().numpy()
+        elif self.sampler == "sobol":
+            engine = self._engines.get(k)
+            if engine is None:
+                engine = torch.quasirandom.SobolEngine(k, scramble=True, seed=self._seed())
+                self._engines[k] = engine
+            u = engine.draw(m, dtype=torch.float64).numpy()
+        elif k == 1:
+            u = ((np.arange(m) + 0.5) / m)[:, None]
+        else:
+            u = torch.quasirandom.SobolEngine(k, scramble=True, seed=12345).draw(
+                m, dtype=torch.float64).numpy()
+        return np.clip(u, 1e-15, 1.0 - 1e-15)
+
+    def split(self, m: int, w: float) -> int:
+        """How many of ``m`` draws go to the first of two parts chosen with probability ``w``."""
+        if self.sampler == "random":
+            return int((torch.rand(m, dtype=torch.float64, **self._kw()) < w).sum().item())
+        return int(round(m * w))
+
+    def permutation(self, m: int) -> np.ndarray:
+        if self.sampler == "uniform":
+            return np.arange(m)
+        return torch.randperm(m, **self._kw()).cpu().numpy()
+
+
+def _uniform_source() -> _Source:
+    return _Source("uniform", None)
+
+
+def _fixed_source() -> _Source:
+    return _Source("sobol", torch.Generator().manual_seed(_MC_SEED))
+
+
+# ============================================================================ shapes
+
+def _normalize_rows(z: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    bad = norm[:, 0] < 1e-300
+    if bad.any():  # probability zero; keep the rows finite
+        z = z.copy()
+        z[bad] = 0.0
+        z[bad, 0] = 1.0
+        norm[bad] = 1.0
+    return z / norm
+
+
+def _classes(signed: np.ndarray, tol: float) -> np.ndarray:
+    """-1 strictly inside, 0 on the boundary (within tol), +1 outside, from a signed distance."""
+    return np.where(signed > tol, 1, np.where(signed >= -tol, 0, -1)).astype(np.int8)
+
+
+class _Shape:
+    """A domain: exact membership, normals and uniform sampling (float64 numpy).
+
+    ``classify(x)``: -1 strictly inside, 0 on the boundary, +1 outside.
+    ``normal(x)``: the outward unit normal of the nearest boundary piece.
+    ``interior(m, src)``: exactly ``m`` i.i.d. uniform points of the (closed) domain.
+    ``boundary(m, src)``: exactly ``m`` points uniform w.r.t. the boundary measure, with their
+    outward normals and a face label (box faces ``2*i`` = ``x{i+1}_min``, ``2*i+1`` =
+    ``x{i+1}_max``; -1 elsewhere).
+    ``uniform_boundary(h)``: deterministic boundary points about ``h`` (boundary measure) apart.
+    """
+
+    dim: int
+    lo: np.ndarray
+    hi: np.ndarray
+    measure: float
+    boundary_measure: float
+    exact: bool
+    tol: float
+
+    def uniform_boundary(self, h: float):
+        m = max(1, int(round(self.boundary_measure / h)))
+        return self.boundary(m, _uniform_source())
+
+    def intervals(self) -> list[tuple[float, float]]:  # 1-D only
+        raise NotImplementedError
+
+
+class _Box(_Shape):
+    """The box ``[lo, hi]`` in ``d`` dimensions (an interval for d = 1)."""
+
+    def __init__(self, lo, hi):
+        self.lo = np.asarray(lo, dtype=np.float64)
+        self.hi = np.asarray(hi, dtype=np.float64)
+        self.dim = len(self.lo)
+        side = self.hi - self.lo
+        self.measure = float(np.prod(side))
+        # face i (normal e_i) has area prod_{j != i} side_j; a 1-D "face" is a point (count 1)
+        area = np.array([np.prod(np.delete(side, i)) for i in range(self.dim)], dtype=np.float64)
+        self.face_area = np.repeat(area, 2)
+        self.boundary_measure = float(self.face_area.sum())
+        self.exact = True
+        self.tol = _TOL * max(1.0, float(np.abs(self.lo).max()), float(np.abs(self.hi).max()))
+        cum = np.cumsum(self.face_area) / self.face_area.sum()
+        cum[-1] = 1.0
+        self._cum = np.concatenate(([0.0], cum))
+        self._other_axes = np.array([[j for j in range(self.dim) if j != i]
+                                     for i in range(self.dim)], dtype=np.int64)
+
+    def _gaps(self, x):
+        """(n, 2d) signed distances outside each face plane: lo_i - x_i, x_i - hi_i."""
+        g = np.empty((len(x), 2 * self.dim))
+        g[:, 0::2] = self.lo - x
+        g[:, 1::2] = x - self.hi
+        return g
+
+    def classify(self, x):
+        return _classes(self._gaps(x).max(axis=1), self.tol)
+
+    def face_of(self, x):
+        return self._gaps(x).argmax(axis=1)
+
+    def normal(self, x):
+        face = self.face_of(x)
+        n = np.zeros((len(x), self.dim))
+        n[np.arange(len(x)), face // 2] = np.where(face % 2 == 1, 1.0, -1.0)
+        return n
+
+    def interior(self, m, src):
+        return self.lo + src.draw(m, self.dim) * (self.hi - self.lo)
+
+    def boundary(self, m, src):
+        d = self.dim
+        u = src.draw(m, max(1, d - 1))
+        t = u[:, 0]
+        face = np.minimum(np.searchsorted(self._cum, t, side="right") - 1, 2 * d - 1)
+        start, stop = self._cum[face], self._cum[face + 1]
+        axis, upper = face // 2, face % 2 == 1
+        rows = np.arange(m)
+        x = np.empty((m, d))
+        if d >= 2:
+            # the position of t inside its face's interval is uniform and independent of the face
+            free = np.column_stack([(t - start) / (stop - start), u[:, 1:]])
+            free = np.clip(free, 1e-12, 1.0 - 1e-12)  # stay off edges and corners
+            cols = self._other_axes[axis]
+            x[rows[:, None], cols] = self.lo[cols] + free * (self.hi - self.lo)[cols]
+        x[rows, axis] = np.where(upper, self.hi[axis], self.lo[axis])
+        n = np.zeros((m, d))
+        n[rows, axis] = np.where(upper, 1.0, -1.0)
+        return x, n, face
+
+    def intervals(self):
+        return [(float(self.lo[0]), float(self.hi[0]))]
+
+    def to_dde(self, dde):
+        g = dde.geometry
+        lo, hi = self.lo, self.hi
+        if self.dim == 1:
+            return g.Interval(float(lo[0]), float(hi[0]))
+        if self.dim == 2:
+            return g.Rectangle(lo.tolist(), hi.tolist())
+        if self.dim == 3:
+            return g.Cuboid(lo.tolist(), hi.tolist())
+        return g.Hypercube(lo.tolist(), hi.tolist())
+
+
+def _ball_volume(d: int, r: float) -> float:
+    """Volume of the d-ball of radius r: pi^(d/2) / Gamma(d/2 + 1) * r^d."""
+    return math.pi ** (d / 2) / math.gamma(d / 2 + 1) * r**d
+
+
+class _Ball(_Shape):
+    """The closed ball ``|x - c| <= r`` in d >= 2 dimensions."""
+
+    def __init__(self, center, radius):
+        self.center = np.asarray(center, dtype=np.float64)
+        self.radius = float(radius)
+        self.dim = d = len(self.center)
+        self.lo, self.hi = self.center - self.radius, self.center + self.radius
+        self.measure = _ball_volume(d, self.radius)
+        self.boundary_measure = d * self.measure / self.radius  # sphere area = d * V / r
+        self.exact = True
+        self.tol = _TOL * max(1.0, float(np.abs(self.lo).max()), float(np.abs(self.hi).max()))
+
+    def classify(self, x):
+        return _classes(np.linalg.norm(x - self.center, axis=1) - self.radius, self.tol)
+
+    def normal(self, x):
+        return _normalize_rows(x - self.center)
+
+    def interior(self, m, src):
+        d = self.dim
+        if d == 2:
+            u = src.draw(m, 2)
+            r, th = self.radius * np.sqrt(u[:, 0]), 2.0 * np.pi * u[:, 1]
+            return self.center + r[:, None] * np.column_stack([np.cos(th), np.sin(th)])
+        u = src.draw(m, d + 1)
+        r = self.radius * u[:, 0] ** (1.0 / d)
+        return self.center + r[:, None] * _normalize_rows(ndtri(u[:, 1:]))
+
+    def boundary(self, m, src):
+        if self.dim == 2:
+            th = 2.0 * np.pi * src.draw(m, 1)[:, 0]
+            n = np.column_stack([np.cos(th), np.sin(th)])
+        else:
+            n = _normalize_rows(ndtri(src.draw(m, self.dim)))
+        return self.center + self.radius * n, n, np.full(m, -1, dtype=np.int64)
+
+    def to_dde(self, dde):
+        g = dde.geometry
+        c = self.center.tolist()
+        if self.dim == 2:
+            return g.Disk(c, self.radius)
+        if self.dim == 3:
+            return g.Sphere(c, self.radius)
+        return g.Hypersphere(c, self.radius)
+
+
+def _signed_area(v: np.ndarray) -> float:
+    x, y = v[:, 0], v[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def _orient(a, b, c):
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+
+def _segments_touch(p1, q1, p2, q2, eps):
+    """Whether the closed segments p1q1 and p2q2 share a point (eps: zero for orientations)."""
+    o1, o2 = _orient(p1, q1, p2), _orient(p1, q1, q2)
+    o3, o4 = _orient(p2, q2, p1), _orient(p2, q2, q1)
+    s = [0 if abs(o) <= eps else (1 if o > 0 else -1) for o in (o1, o2, o3, o4)]
+    if s[0] * s[1] < 0 and s[2] * s[3] < 0:
+        return True
+
+    def on(a, b, c):  # c collinear with ab: is it within the segment's bounding box?
+        return (min(a[0], b[0]) - 1e-12 <= c[0] <= max(a[0], b[0]) + 1e-12
+                and min(a[1], b[1]) - 1e-12 <= c[1] <= max(a[1], b[1]) + 1e-12)
+
+    return ((s[0] == 0 and on(p1, q1, p2)) or (s[1] == 0 and on(p1, q1, q2))
+            or (s[2] == 0 and on(p2, q2, p1)) or (s[3] == 0 and on(p2, q2, q1)))
+
+
+class _Polygon(_Shape):
+    """A simple polygon (vertices in either orientation; stored counterclockwise)."""
+
+    def __init__(self, vertices, where: str):
+        v = np.asarray(vertices, dtype=np.float64)
+        self.user_vertices = v
+        nv = len(v)
+        if nv < 3:
+            raise ProblemError(f"{where}.vertices has {nv} vertices; a polygon needs at least 3")
+        scale = max(1.0, float(np.abs(v).max()))
+        edge = np.roll(v, -1, axis=0) - v
+        length = np.linalg.norm(edge, axis=1)
+        if (length <= 1e-12 * scale).any():
+            i = int(np.argmax(length <= 1e-12 * scale))
+            raise ProblemError(f"{where}.vertices[{i}] and [{(i + 1) % nv}] coincide; "
+                               "remove the repeated vertex")
+        eps = 1e-12 * scale**2
+        if np.linalg.svd(v - v.mean(axis=0), compute_uv=False)[1] <= 1e-12 * scale:
+            raise ProblemError(f"{where}.vertices lie on one line and enclose zero area "
+                               "(degenerate polygon); give the corners of a simple polygon")
+        for i in range(nv):
+            # adjacent edges must not fold back onto each other
+            a, b = edge[i - 1], edge[i]
+            cross = a[0] * b[1] - a[1] * b[0]
+            if abs(cross) <= eps and a @ b < 0:
+                raise ProblemError(f"{where}.vertices: the polygon folds back on itself at vertex "
+                                   f"{i} {v[i].tolist()}; it must be simple")
+            for j in range(i + 2, nv):
+                if i == 0 and j == nv - 1:
+                    continue  # adjacent through the closing edge
+                if _segments_touch(v[i], v[(i + 1) % nv], v[j], v[(j + 1) % nv], eps):
+                    raise ProblemError(
+                        f"{where}.vertices: edge {i} {v[i].tolist()}-{v[(i + 1) % nv].tolist()} "
+                        f"meets edge {j} {v[j].tolist()}-{v[(j + 1) % nv].tolist()}; the polygon "
+                        "is self-intersecting: give the vertices in order around the boundary")
+        area = _signed_area(v)
+        if abs(area) <= eps:
+            raise ProblemError(f"{where}.vertices enclose zero area (degenerate polygon); "
+                               "give the corners of a simple polygon in order")
+        if area < 0:
+            v = v[::-1].copy()
+        self.vertices = v
+        self.dim = 2
+        self.lo, self.hi = v.min(axis=0), v.max(axis=0)
+        self._a = v
+        self._b = np.roll(v, -1, axis=0)
+        self._edge = self._b - self._a
+        self._len = np.linalg.norm(self._edge, axis=1)
+        self._normals = np.column_stack([self._edge[:, 1], -self._edge[:, 0]]) / self._len[:, None]
+        self._cum = np.concatenate(([0.0], np.cumsum(self._len)))
+        self.measure = abs(area)
+        self.boundary_measure = float(self._len.sum())
+        self.exact = True
+        self.tol = _TOL * scale
+
+    def _distances(self, x):
+        """(n, edges) distances from the points to the edges."""
+        d = np.empty((len(x), len(self._a)))
+        for i, (a, e, ell) in enumerate(zip(self._a, self._edge, self._len)):
+            t = np.clip(((x - a) @ e) / ell**2, 0.0, 1.0)
+            d[:, i] = np.linalg.norm(x - a - t[:, None] * e, axis=1)
+        return d
+
+    def classify(self, x):
+        inside = np.zeros(len(x), dtype=bool)
+        px, py = x[:, 0], x[:, 1]
+        for a, b in zip(self._a, self._b):
+            crosses = (a[1] > py) != (b[1] > py)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                xc = a[0] + (py - a[1]) * (b[0] - a[0]) / (b[1] - a[1])
+            inside ^= crosses & (px < xc)
+        near = self._distances(x).min(axis=1) <= self.tol
+        return np.where(near, 0, np.where(inside, -1, 1)).astype(np.int8)
+
+    def normal(self, x):
+        return self._normals[self._distances(x).argmin(axis=1)]
+
+    def interior(self, m, src):
+        out, have = [], 0
+        ratio = self.measure / float(np.prod(self.hi - self.lo))
+        while have < m:
+            k = int((m - have) / ratio * 1.1) + 16
+            x = self.lo + src.draw(k, 2) * (self.hi - self.lo)
+            x = x[self.classify(x) <= 0]
+            out.append(x)
+            have += len(x)
+        return np.concatenate(out)[:m]
+
+    def boundary(self, m, src):
+        s = src.draw(m, 1)[:, 0] * self.boundary_measure
+        i = np.clip(np.searchsorted(self._cum, s, side="right") - 1, 0, len(self._len) - 1)
+        t = np.clip((s - self._cum[i]) / self._len[i], 1e-12, 1.0 - 1e-12)
+        x = self._a[i] + t[:, None] * self._edge[i]
+        return x, self._normals[i].copy(), np.full(m, -1, dtype=np.int64)
+
+    def to_dde(self, dde):
+        g = dde.geometry
+        v = self.user_vertices
+        if len(v) == 3:
+            return g.Triangle(*v.tolist())
+        if g.Rectangle.is_valid(v):  # DeepXDE refuses a rectangle given as a polygon
+            return g.Rectangle(v.min(axis=0).tolist(), v.max(axis=0).tolist())
+        return g.Polygon(v.tolist())
+
+
+def _merge(intervals, tol):
+    out = []
+    for a, b in sorted(intervals):
+        if b - a <= tol:
+            continue
+        if out and a <= out[-1][1] + tol:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+class _Csg(_Shape):
+    """``a | b``, ``a & b`` or ``a - b`` (op: union, intersection, difference).
+
+    Boundary rule (what survives of each part's boundary): for a union, the points of dA
+    outside B and of dB outside A; for an intersection, of dA inside B and dB inside A; for a
+    difference, of dA outside B and of dB inside A, with the normal of B reversed.  Points on
+    both boundaries are kept once, from A, when the two surfaces face the same way (union,
+    intersection) or opposite ways (difference).
+    """
+
+    def __init__(self, op: str, a: _Shape, b: _Shape, where: str):
+        self.op, self.a, self.b = op, a, b
+        self.dim = a.dim
+        self.tol = max(a.tol, b.tol)
+        if op == "union":
+            self.lo, self.hi = np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi)
+        elif op == "intersection":
+            self.lo, self.hi = np.maximum(a.lo, b.lo), np.minimum(a.hi, b.hi)
+        else:
+            self.lo, self.hi = a.lo.copy(), a.hi.copy()
+        if np.any(self.hi - self.lo <= 0):
+            raise ProblemError(f"{where}: the {op} of domain parts a and b is empty; "
+                               "make the parts overlap")
+        self._measures(where)
+
+    # -- membership
+    def _same_direction(self, x, na=None):
+        na = self.a.normal(x) if na is None else na
+        return np.einsum("ij,ij->i", na, self.b.normal(x)) > 0
+
+    def classify(self, x):
+        ca, cb = self.a.classify(x), self.b.classify(x)
+        both = (ca == 0) & (cb == 0)
+        same = np.zeros(len(x), dtype=bool)
+        if both.any():
+            same[both] = self._same_direction(x[both])
+        if self.op == "union":
+            res = np.where((ca == -1) | (cb == -1), -1, np.where((ca == 1) & (cb == 1), 1, 0))
+            res[both & ~same] = -1  # two faces pressed together are inside the union
+        elif self.op == "intersection":
+            res = np.where((ca == 1) | (cb == 1), 1, np.where((ca == -1) & (cb == -1), -1, 0))
+            res[both & ~same] = 1
+        else:
+            res = np.where((ca == 1) | (cb == -1), 1, np.where((ca == -1) & (cb == 1), -1, 0))
+            res[both & same] = 1
+        return res.astype(np.int8)
+
+    def normal(self, x):
+        on_a = self.a.classify(x) == 0
+        nb = self.b.normal(x)
+        if self.op == "difference":
+            nb = -nb
+        return np.where(on_a[:, None], self.a.normal(x), nb)
+
+    # -- the parts of each child that belong to the result
+    def _keep_interior_a(self, x):
+        if self.op == "union":
+            return np.ones(len(x), dtype=bool)
+        cb = self.b.classify(x)
+        return cb == -1 if self.op == "intersection" else cb == 1
+
+    def _keep_interior_b(self, x):  # union only
+        return self.a.classify(x) == 1
+
+    def _keep_boundary_a(self, x, na):
+        cb = self.b.classify(x)
+        keep = cb == (-1 if self.op == "intersection" else 1)
+        both = cb == 0
+        if both.any():
+            same = self._same_direction(x[both], na[both])
+            keep[both] = ~same if self.op == "difference" else same
+        return keep
+
+    def _keep_boundary_b(self, x):
+        return self.a.classify(x) == (1 if self.op == "union" else -1)
+
+    # -- measures
+    def _measures(self, where):
+        a, b = self.a, self.b
+        if self.dim == 1 and a.exact and b.exact:
+            pieces = self.intervals()
+            self.measure = float(sum(q - p for p, q in pieces))
+            self.boundary_measure = float(2 * len(pieces))
+            self.exact = True
+        elif self.op == "difference" and _strictly_inside(b, a):
+            # a box or ball with a hole
+            self.measure = a.measure - b.measure
+            self.boundary_measure = a.boundary_measure + b.boundary_measure
+            self.exact = a.exact and b.exact
+        else:
+            n = _MC_POINTS if self.dim <= 3 else _MC_POINTS // 8
+            src = _fixed_source()
+            if self.op == "union":
+                xb = b.interior(n, src)
+                self.measure = a.measure + b.measure * float(self._keep_interior_b(xb).mean())
+            else:
+                xa = a.interior(n, src)
+                self.measure = a.measure * float(self._keep_interior_a(xa).mean())
+            xa, na, _ = a.boundary(n, src)
+            xb, _, _ = b.boundary(n, src)
+            self.boundary_measure = (a.boundary_measure * float(self._keep_boundary_a(xa, na).mean())
+                                     + b.boundary_measure * float(self._keep_boundary_b(xb).mean()))
+            self.exact = False
+        if self.measure <= 0 or self.boundary_measure <= 0:
+            raise ProblemError(f"{where}: the {self.op} of domain parts a and b is empty; "
+                               "make the parts overlap")
+
+    def intervals(self):
+        tol = self.tol
+        pa, pb = _merge(self.a.intervals(), tol), _merge(self.b.intervals(), tol)
+        if self.op == "union":
+            return _merge(pa + pb, tol)
+        if self.op == "intersection":
+            return _merge([(max(p, r), min(q, s)) for p, q in pa for r, s in pb], tol)
+        out = []
+        for p, q in pa:
+            pieces = [(p, q)]
+            for r, s in pb:
+                pieces = [piece for (u, v) in pieces for piece in ((u, min(v, r)), (max(u, s), v))]
+            out += pieces
+        return _merge(out, tol)
+
+    # -- sampling
+    def interior(self, m, src):
+        a, b = self.a, self.b
+        if self.op == "union":
+            total = a.measure + b.measure
+            ratio = self.measure / total
+        else:
+            ratio = self.measure / a.measure
+        out, have = [], 0
+        for _ in range(10_000):
+            k = int((m - have) / max(ratio, 1e-6) * 1.1) + 16
+            if self.op == "union":
+                ka = src.split(k, a.measure / total)
+                xa, xb = a.interior(ka, src), b.interior(k - ka, src)
+                x = np.concatenate([xa, xb[self._keep_interior_b(xb)]])
+            else:
+                x = a.interior(k, src)
+                x = x[self._keep_interior_a(x)]
+            out.append(x)
+            have += len(x)
+            if have >= m:
+                break
+        else:
+            raise ProblemError(f"could not sample the {self.op} domain: it is too small a part of "
+                               "its parts; enlarge it")
+        x = np.concatenate(out)
+        return x[src.permutation(len(x))][:m]
+
+    def _boundary_parts(self, ka, kb, draw_a, draw_b):
+        xa, na, la = draw_a(ka)
+        keep = self._keep_boundary_a(xa, na)
+        xb, nb, lb = draw_b(kb)
+        keepb = self._keep_boundary_b(xb)
+        if self.op == "difference":
+            nb = -nb
+        return (np.concatenate([xa[keep], xb[keepb]]), np.concatenate([na[keep], nb[keepb]]),
+                np.full(int(keep.sum() + keepb.sum()), -1, dtype=np.int64))
+
+    def boundary(self, m, src):
+        a, b = self.a, self.b
+        total = a.boundary_measure + b.boundary_measure
+        ratio = self.boundary_measure / total
+        xs, ns, have = [], [], 0
+        for _ in range(10_000):
+            k = int((m - have) / max(ratio, 1e-6) * 1.1) + 16
+            ka = src.split(k, a.boundary_measure / total)
+            x, n, _ = self._boundary_parts(ka, k - ka, lambda j: a.boundary(j, src),
+                                           lambda j: b.boundary(j, src))
+            xs.append(x)
+            ns.append(n)
+            have += len(x)
+            if have >= m:
+                break
+        else:
+            raise ProblemError(f"could not sample the boundary of the {self.op} domain; "
+                               "check that its parts overlap")
+        x, n = np.concatenate(xs), np.concatenate(ns)
+        p = src.permutation(len(x))[:m]
+        return x[p], n[p], np.full(len(p), -1, dtype=np.int64)
+
+    def uniform_boundary(self, h):
+        return self._boundary_parts(0, 0, lambda _: self.a.uniform_boundary(h),
+                                    lambda _: self.b.uniform_boundary(h))
+
+    def to_dde(self, dde):
+        csg = dde.geometry.csg
+        cls = {"union": csg.CSGUnion, "intersection": csg.CSGIntersection,
+               "difference": csg.CSGDifference}[self.op]
+        return cls(self.a.to_dde(dde), self.b.to_dde(dde))
+
+
+def _strictly_inside(inner: _Shape, outer: _Shape) -> bool:
+    """Whether ``inner`` lies in the interior of the convex primitive ``outer``."""
+    if not isinstance(outer, (_Box, _Ball)) or inner.dim != outer.dim:
+        return False
+    tol = outer.tol
+    if isinstance(inner, _Ball):
+        if isinstance(outer, _Ball):
+            gap = outer.radius - inner.radius - np.linalg.norm(inner.center - outer.center)
+            return bool(gap > tol)
+        return bool(np.all(inner.lo > outer.lo + tol) and np.all(inner.hi < outer.hi - tol))
+    if isinstance(inner, _Box):
+        d = inner.dim
+        corners = np.array([[inner.hi[i] if (k >> i) & 1 else inner.lo[i] for i in range(d)]
+                            for k in range(2**d)])
+        return bool(np.all(outer.classify(corners) == -1))
+    if isinstance(inner, _Polygon):
+        return bool(np.all(outer.classify(inner.vertices) == -1))
+    return False
+
+
+# ============================================================================ data classes
+
+@dataclass
+class BoundaryBatch:
+    """Boundary points with their outward normals and boundary data.
+
+    ``dirichlet[i]`` says which condition applies at ``x[i]``: ``u = g`` (True) or
+    ``du/dn = h`` (False); ``g`` and ``h`` are 0 where they do not apply.
+    """
+
+    x: torch.Tensor          # (n, d) points on the boundary
+    normal: torch.Tensor     # (n, d) outward unit normals
+    dirichlet: torch.Tensor  # (n,) bool
+    g: torch.Tensor          # (n,) Dirichlet value (0 where not Dirichlet)
+    h: torch.Tensor          # (n,) Neumann value du/dn (0 where not Neumann)
+
+
+def _check_count(n, what="n") -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ProblemError(f"{what} must be a non-negative integer number of points, got {n!r}")
+    return int(n)
+
+
+def _check_sampler(sampler) -> str:
+    if sampler not in SAMPLERS:
+        raise ProblemError(f"sampler {sampler!r} is unknown; use one of: {', '.join(SAMPLERS)}")
+    return sampler
+
+
+_NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _check_dtype(dtype) -> torch.dtype:
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if dtype not in _NP_DTYPES:
+        raise ProblemError(f"dtype {dtype} is not supported for points; use torch.float32 or "
+                           "torch.float64")
+    return dtype
+
+
+@dataclass(eq=False)
+class PoissonProblem:
+    """``-Laplace u = f`` in ``Omega``, with ``u = g`` and/or ``du/dn = h`` on ``dOmega``.
+
+    ``h`` is a sympy expression when the user gave it (a scalar function whose boundary values
+    are ``du/dn``), or the tuple ``grad u`` when it is derived from the exact solution, in which
+    case ``h(x) = grad u(x) . n(x)`` needs the normal (:meth:`h_torch`).  ``measure`` and
+    ``boundary_measure`` are ``|Omega|`` and ``|dOmega|`` (for d = 1 the boundary measure counts
+    the end points); ``measure_exact`` is False where they are quasi-Monte Carlo estimates.
+    ``solver`` holds the optional ``[solver]`` table of the problem file, unchecked.
+    A pure Neumann problem determines ``u`` only up to a constant; the solver fixes its mean.
+    Build problems with :func:`problem_from_dict`, :func:`load_problem` or
+    :func:`builtin_problem`.
+    """
+
+    name: str
+    dim: int
+    geometry: Any
+    spec: dict
+    u: sympy.Expr | None
+    f: sympy.Expr
+    g: sympy.Expr | None
+    h: sympy.Expr | tuple | None
+    measure: float
+    boundary_measure: float
+    boundary_kind: str
+    neumann_sides: tuple[str, ...] = ()
+    measure_exact: bool = True
+    solver: dict = field(default_factory=dict)
+    description: str = ""
+    shape: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.shape is None:
+            self.shape = _build_shape(self.spec["domain"], "domain", 0)
+
+    # -- properties
+    @property
+    def has_exact(self) -> bool:
+        """Whether an exact solution ``u`` is known."""
+        return self.u is not None
+
+    @property
+    def pure_neumann(self) -> bool:
+        """Whether ``du/dn = h`` holds on the whole boundary (u is unique up to a constant)."""
+        return self.boundary_kind == "neumann"
+
+    @property
+    def h_from_u(self) -> bool:
+        """Whether the Neumann data are ``grad u . n`` of the exact solution."""
+        return isinstance(self.h, tuple)
+
+    # -- compiled functions (built on first use)
+    @functools.cached_property
+    def _compiled(self) -> dict:
+        d = self.dim
+        c = {"f_t": to_torch(self.f, d), "f_n": to_numpy(self.f, d)}
+        if self.u is not None:
+            grad = gradient(self.u, d)
+            c.update(u_t=to_torch(self.u, d), u_n=to_numpy(self.u, d),
+                     du_t=[to_torch(e, d) for e in grad], du_n=[to_numpy(e, d) for e in grad])
+        if self.g is not None:
+            c.update(g_t=to_torch(self.g, d), g_n=to_numpy(self.g, d))
+        if isinstance(self.h, tuple):
+            c.update(h_t=[to_torch(e, d) for e in self.h], h_n=[to_numpy(e, d) for e in self.h])
+        elif self.h is not None:
+            c.update(h_t=to_torch(self.h, d), h_n=to_numpy(self.h, d))
+        return c
+
+    def _need(self, key: str, what: str):
+        fn = self._compiled.get(key)
+        if fn is None:
+            raise ProblemError(f"problem {self.name!r} has no {what}")
+        return fn
+
+    def f_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """The source ``f`` at points ``x`` (n, d) -> (n,), differentiable."""
+        return self._compiled["f_t"](x)
+
+    def f_numpy(self, x: np.ndarray) -> np.ndarray:
+        return self._compiled["f_n"](x)
+
+    def u_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact solution at ``x`` (n, d) -> (n,); ProblemError if none is known."""
+        return self._need("u_t", "exact solution: give [solution] u")(x)
+
+    def u_numpy(self, x: np.ndarray) -> np.ndarray:
+        return self._need("u_n", "exact solution: give [solution] u")(x)
+
+    def grad_u_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad u`` of the exact solution at ``x`` (n, d) -> (n, d)."""
+        parts = self._need("du_t", "exact solution: give [solution] u")
+        return torch.stack([p(x) for p in parts], dim=1)
+
+    def grad_u_numpy(self, x: np.ndarray) -> np.ndarray:
+        parts = self._need("du_n", "exact solution: give [solution] u")
+        return np.stack([p(x) for p in parts], axis=1)
+
+    def g_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """Dirichlet data ``g`` at boundary points ``x`` (n, d) -> (n,)."""
+        return self._need("g_t", "Dirichlet data g")(x)
+
+    def g_numpy(self, x: np.ndarray) -> np.ndarray:
+        return self._need("g_n", "Dirichlet data g")(x)
+
+    def h_torch(self, x: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+        """Neumann data ``du/dn`` at boundary points ``x`` with outward normals ``normal``.
+
+        ``h(x)`` if h was given, else ``grad u(x) . normal``.
+        """
+        fn = self._need("h_t", "Neumann data h")
+        if isinstance(fn, list):
+            return (torch.stack([p(x) for p in fn], dim=1) * normal).sum(dim=1)
+        return fn(x)
+
+    def h_numpy(self, x: np.ndarray, normal: np.ndarray) -> np.ndarray:
+        fn = self._need("h_n", "Neumann data h")
+        if isinstance(fn, list):
+            return np.einsum("ij,ij->i", np.stack([p(x) for p in fn], axis=1), normal)
+        return fn(x)
+
+    # -- sampling
+    def _uniform_interior(self, n: int) -> np.ndarray:
+        shape = self.shape
+        if isinstance(shape, _Box):
+            with contextlib.redirect_stdout(io.StringIO()):  # DeepXDE prints count warnings
+                return np.asarray(self.geometry.uniform_points(n, boundary=False), np.float64)
+        # a cell-centred grid over the bounding box, spacing chosen to put about n points inside
+        h = (self.measure / n) ** (1.0 / self.dim)
+        counts = np.maximum(1, np.ceil((shape.hi - shape.lo) / h).astype(np.int64))
+        if np.prod(counts.astype(float)) > _MAX_GRID_POINTS:
+            raise ProblemError(f"a uniform grid of {n} points in this {self.dim}-D domain needs "
+                               f"more than {_MAX_GRID_POINTS} grid cells; use sampler='sobol'")
+        axes = [shape.lo[i] + (np.arange(c) + 0.5) * (shape.hi[i] - shape.lo[i]) / c
+                for i, c in enumerate(counts)]
+        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, self.dim)
+
+    def sample_interior(self, n: int, *, generator: torch.Generator | None = None,
+                        sampler: str = "random", dtype: torch.dtype | None = None,
+                        device=None) -> torch.Tensor:
+        """``n`` points strictly inside the domain, uniformly distributed, as an (n, d) tensor.
+
+        ``sampler``: ``"random"`` (i.i.d. from ``generator``; None: torch's global generator),
+        ``"sobol"`` (scrambled Sobol, seeded from ``generator``) or ``"uniform"`` (a
+        deterministic grid: DeepXDE's ``uniform_points(n, boundary=False)`` for boxes, a
+        cell-centred grid elsewhere; about, not exactly, ``n`` points).  numpy's global
+        random state is never used.  The points are strictly inside even after rounding to
+        ``dtype`` (default: torch's default dtype).
+        """
+        n, sampler, dtype = _check_count(n), _check_sampler(sampler), _check_dtype(dtype)
+        np_dtype = _NP_DTYPES[dtype]
+        shape = self.shape
+        if n == 0:
+            x = np.empty((0, self.dim))
+        elif sampler == "uniform":
+            x = self._uniform_interior(n).astype(np_dtype).astype(np.float64)
+            x = x[shape.classify(x) == -1]
+        else:
+            src, parts, have = _Source(sampler, generator), [], 0
+            for _ in range(1000):
+                x = shape.interior(n - have + 8, src).astype(np_dtype).astype(np.float64)
+                x = x[shape.classify(x) == -1]
+                parts.append(x)
+                have += len(x)
+                if have >= n:
+                    break
+            else:  # pragma: no cover - a domain of positive measure is always hit
+                raise ProblemError(f"could not sample the interior of problem {self.name!r}")
+            x = np.concatenate(parts)[:n]
+        return torch.as_tensor(x, dtype=dtype, device=device)
+
+    def sample_boundary(self, n: int, *, generator: torch.Generator | None = None,
+                        sampler: str = "random", dtype: torch.dtype | None = None,
+                        device=None) -> BoundaryBatch:
+        """``n`` boundary points, uniform w.r.t. the boundary measure, with normals and data.
+
+        Boxes pick a face with probability proportional to its area; CSG domains sample their
+        parts in proportion to the parts' boundary measures and keep the points on the
+        result's boundary.  Normals are exact.  ``sampler="uniform"`` gives deterministic
+        points about ``|dOmega| / n`` apart (about, not exactly, ``n`` of them).
+        """
+        n, sampler, dtype = _check_count(n), _check_sampler(sampler), _check_dtype(dtype)
+        shape = self.shape
+        if n == 0:
+            x, nrm, face = np.empty((0, self.dim)), np.empty((0, self.dim)), np.empty(0, np.int64)
+        elif sampler == "uniform":
+            x, nrm, face = shape.uniform_boundary(self.boundary_measure / n)
+        else:
+            x, nrm, face = shape.boundary(n, _Source(sampler, generator))
+        if self.boundary_kind == "dirichlet":
+            dirichlet = np.ones(len(x), dtype=bool)
+        elif self.boundary_kind == "neumann":
+            dirichlet = np.zeros(len(x), dtype=bool)
+        else:
+            dirichlet = ~np.isin(face, [_side_index(s) for s in self.neumann_sides])
+        g = np.zeros(len(x))
+        h = np.zeros(len(x))
+        if dirichlet.any():
+            g[dirichlet] = self.g_numpy(x[dirichlet])
+        if (~dirichlet).any():
+            h[~dirichlet] = self.h_numpy(x[~dirichlet], nrm[~dirichlet])
+
+        def t(a):
+            return torch.as_tensor(a, dtype=dtype, device=device)
+
+        return BoundaryBatch(x=t(x), normal=t(nrm),
+                             dirichlet=torch.as_tensor(dirichlet, device=device), g=t(g), h=t(h))
+
+    # -- checks
+    def check_compatibility(self) -> float:
+        """For a pure Neumann problem, the relative defect of ``int f + int h = 0``.
+
+        ``-Laplace u = f`` with ``du/dn = h`` has a solution only if
+        ``int_Omega f + int_dOmega h = 0`` (divergence theorem).  Returns
+        ``|int f + int h| / (int |f| + int |h|)``, by quasi-Monte Carlo with 2^16 points in the
+        domain and on its boundary, and raises :class:`ProblemError` if it exceeds 1e-2.  Other
+        problems have Dirichlet data somewhere, so any ``f`` is compatible: returns 0.0.
+        """
+        if not self.pure_neumann:
+            return 0.0
+        n = 2**16
+        gen = torch.Generator().manual_seed(_MC_SEED)
+        x = self.sample_interior(n, generator=gen, sampler="sobol", dtype=torch.float64).numpy()
+        fv = self.f_numpy(x)
+        sampler = "uniform" if self.dim == 1 else "sobol"  # d = 1: the end points, evenly
+        b = self.sample_boundary(n, generator=gen, sampler=sampler, dtype=torch.float64)
+        hv = b.h.numpy()
+        int_f, abs_f = self.measure * fv.mean(), self.measure * np.abs(fv).mean()
+        int_h, abs_h = self.boundary_measure * hv.mean(), self.boundary_measure * np.abs(hv).mean()
+        defect = float(abs(int_f + int_h) / (abs_f + abs_h + 1e-300))
+        if not np.isfinite(defect) or defect > COMPATIBILITY_TOLERANCE:
+            raise ProblemError(
+                f"pure Neumann problem {self.name!r} is incompatible: int f + int h = "
+                f"{int_f:.6g} + {int_h:.6g} != 0 (relative defect {defect:.3g} > "
+                f"{COMPATIBILITY_TOLERANCE}); a solution needs int_Omega f + int_dOmega h = 0: "
+                "fix solution.f or boundary.h")
+        return defect
+
+    def to_toml(self) -> str:
+        """The problem as TOML text (see :func:`problem_to_toml`)."""
+        return problem_to_toml(self)
+
+
+# ============================================================================ validation
+
+def _side_names(dim: int) -> list[str]:
+    return [f"x{i}_{end}" for i in range(1, dim + 1) for end in ("min", "max")]
+
+
+def _side_index(name: str) -> int:
+    i, end = name[1:].split("_")
+    return 2 * (int(i) - 1) + (1 if end == "max" else 0)
+
+
+def _check_keys(table: dict, allowed, where: str) -> None:
+    """``where``: the table as the user sees it, e.g. ``[domain] (type disk)``."""
+    for key in table:
+        if key not in allowed:
+            raise ProblemError(f"unknown key {key!r:.60} in {where}; allowed keys: "
+                               f"{', '.join(allowed)}")
+
+
+def _table(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ProblemError(f"[{where}] must be a table, got {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def _number(value, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProblemError(f"{key} must be a number, got {type(value).__name__} {value!r:.60}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ProblemError(f"{key} must be a finite number, got {value}")
+    return value
+
+
+def _vector(value, key: str, length: int | None = None) -> list[float]:
+    if not isinstance(value, (list, tuple)):
+        raise ProblemError(f"{key} must be a list of numbers such as [0.0, 0.0], got "
+                           f"{type(value).__name__} {value!r:.60}")
+    if length is not None and len(value) != length:
+        raise ProblemError(f"{key} must have {length} entries, got {len(value)}")
+    if not 1 <= len(value) <= MAX_DIM:
+        raise ProblemError(f"{key} must have 1 to {MAX_DIM} entries (the dimension), "
+                           f"got {len(value)}")
+    return [_number(v, f"{key}[{i}]") for i, v in enumerate(value)]
+
+
+def _require(table: dict, key: str, where: str, hint: str):
+    if key not in table:
+        raise ProblemError(f"[{where}] needs {key} ({hint})")
+    return table[key]
+
+
+def _box_bounds(lo: list[float], hi: list[float], where: str) -> None:
+    if len(lo) != len(hi):
+        raise ProblemError(f"{where}.xmin has {len(lo)} entries but {where}.xmax has {len(hi)}; "
+                           "give one per dimension")
+    for i, (a, b) in enumerate(zip(lo, hi)):
+        if not a < b:
+            raise ProblemError(f"{where}: xmin[{i}] = {a} >= xmax[{i}] = {b}; a box needs "
+                               "xmin < xmax in every coordinate")
+
+
+def _normalize_domain(table, where: str, depth: int) -> dict:
+    """Check a [domain] table and return it as plain data with every parameter explicit."""
+    table = _table(table, where)
+    if depth > _MAX_CSG_DEPTH:
+        raise ProblemError(f"[{where}] is nested more than {_MAX_CSG_DEPTH} levels deep")
+    kind = _require(table, "type", where, f"one of: {', '.join(DOMAIN_TYPES)}")
+    if kind not in DOMAIN_TYPES:
+        raise ProblemError(f"{where}.type {kind!r} is unknown; use one of: "
+                           f"{', '.join(DOMAIN_TYPES)}")
+    _check_keys(table, _DOMAIN_KEYS[kind], f"[{where}] (type {kind})")
+    if kind == "interval":
+        lo = _require(table, "xmin", where, "the left end, e.g. xmin = 0.0")
+        hi = _require(table, "xmax", where, "the right end, e.g. xmax = 1.0")
+        lo = _vector(lo, f"{where}.xmin", 1)[0] if isinstance(lo, list) else _number(lo, f"{where}.xmin")
+        hi = _vector(hi, f"{where}.xmax", 1)[0] if isinstance(hi, list) else _number(hi, f"{where}.xmax")
+        _box_bounds([lo], [hi], where)
+        return {"type": kind, "xmin": lo, "xmax": hi}
+    if kind in ("rectangle", "box"):
+        length = 2 if kind == "rectangle" else None
+        lo = _vector(_require(table, "xmin", where, "a list, e.g. xmin = [0.0, 0.0]"),
+                     f"{where}.xmin", length)
+        hi = _vector(_require(table, "xmax", where, "a list, e.g. xmax = [1.0, 1.0]"),
+                     f"{where}.xmax", length)
+        _box_bounds(lo, hi, where)
+        return {"type": kind, "xmin": lo, "xmax": hi}
+    if kind == "hypercube":
+        dim = _require(table, "dim", where, f"the dimension, 1 to {MAX_DIM}")
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
+            raise ProblemError(f"{where}.dim must be an integer from 1 to {MAX_DIM}, got {dim!r}")
+        lo = _number(table.get("xmin", 0.0), f"{where}.xmin")
+        hi = _number(table.get("xmax", 1.0), f"{where}.xmax")
+        _box_bounds([lo], [hi], where)
+        return {"type": kind, "dim": dim, "xmin": lo, "xmax": hi}
+    if kind in ("disk", "ball"):
+        if kind == "disk":
+            center = _vector(table.get("center", [0.0, 0.0]), f"{where}.center", 2)
+        else:
+            center = _vector(_require(table, "center", where, "a list whose length is the "
+                                      "dimension, e.g. center = [0.0, 0.0, 0.0]"),
+                             f"{where}.center")
+        radius = _number(table.get("radius", 1.0), f"{where}.radius")
+        if radius <= 0:
+            raise ProblemError(f"{where}.radius must be positive, got {radius}")
+        return {"type": kind, "center": center, "radius": radius}
+    if kind == "polygon":
+        verts = _require(table, "vertices", where, "the corners in order, e.g. "
+                         "vertices = [[0, 0], [1, 0], [0, 1]]")
+        if not isinstance(verts, (list, tuple)):
+            raise ProblemError(f"{where}.vertices must be a list of [x, y] pairs, got "
+                               f"{type(verts).__name__}")
+        if len(verts) < 3:
+            raise ProblemError(f"{where}.vertices has {len(verts)} vertices; a polygon needs at "
+                               "least 3")
+        if len(verts) > _MAX_POLYGON_VERTICES:
+            raise ProblemError(f"{where}.vertices has {len(verts)} vertices; use at most "
+                               f"{_MAX_POLYGON_VERTICES}")
+        out = []
+        for i, v in enumerate(verts):
+            if not isinstance(v, (list, tuple)) or len(v) != 2:
+                raise ProblemError(f"{where}.vertices[{i}] must be a pair [x, y], got {v!r:.60}")
+            out.append([_number(c, f"{where}.vertices[{i}]") for c in v])
+        return {"type": kind, "vertices": out}
+    if kind == "lshape":
+        return {"type": kind}
+    a = _normalize_domain(_require(table, "a", where, f"the first part, as [{where}.a]"),
+                          f"{where}.a", depth + 1)
+    b = _normalize_domain(_require(table, "b", where, f"the second part, as [{where}.b]"),
+                          f"{where}.b", depth + 1)
+    return {"type": kind, "a": a, "b": b}
+
+
+def _build_shape(spec: dict, where: str, depth: int) -> _Shape:
+    """The shape of a normalized [domain] table."""
+    kind = spec["type"]
+    if kind == "interval":
+        return _Box([spec["xmin"]], [spec["xmax"]])
+    if kind in ("rectangle", "box"):
+        return _Box(spec["xmin"], spec["xmax"])
+    if kind == "hypercube":
+        return _Box([spec["xmin"]] * spec["dim"], [spec["xmax"]] * spec["dim"])
+    if kind in ("disk", "ball"):
+        c, r = spec["center"], spec["radius"]
+        if len(c) == 1:
+            return _Box([c[0] - r], [c[0] + r])
+        return _Ball(c, r)
+    if kind == "polygon":
+        return _Polygon(spec["vertices"], where)
+    if kind == "lshape":
+        return _Polygon(_LSHAPE_VERTICES, where)
+    a = _build_shape(spec["a"], f"{where}.a", depth + 1)
+    b = _build_shape(spec["b"], f"{where}.b", depth + 1)
+    if a.dim != b.dim:
+        raise ProblemError(f"{where}: part a is {a.dim}-dimensional but part b is "
+                           f"{b.dim}-dimensional; both parts of a {kind} need the same dimension")
+    return _Csg(kind, a, b, where)
+
+
+def _expression_text(table: dict, key: str, where: str) -> str | None:
+    if key not in table:
+        return None
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ProblemError(f"{where}.{key} must be a formula string such as 'sin(pi*x)', got "
+                           f"{type(value).__name__} {value!r:.60}")
+    return value if isinstance(value, str) else repr(value)
+
+
+@contextlib.contextmanager
+def _float64_geometry(dde):
+    """Build DeepXDE geometries with float64 parameters (its default is float32)."""
+    real = dde.config.real
+    previous = real.precision
+    real.set_float64()
+    try:
+        yield
+    finally:
+        {16: real.set_float16, 32: real.set_float32, 64: real.set_float64}[previous]()
+
+
+def _numerically_zero(terms: list[sympy.Expr], dim: int, x: np.ndarray) -> bool:
+    """Whether sum(terms) cancels to rounding error at the points ``x``."""
+    with np.errstate(all="ignore"):
+        try:
+            vals = np.stack([to_numpy(t, dim)(x) for t in terms])
+        except ExpressionError:
+            return False
+        total, size = np.abs(vals.sum(axis=0)), np.abs(vals).sum(axis=0)
+        ok = np.isfinite(total) & np.isfinite(size)
+        if ok.sum() * 2 < len(x):
+            return False
+        return bool(np.all(total[ok] <= 1e-9 * size[ok]))
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> tuple[bool, int]:
+    """Whether two arrays of values agree where both are finite; index of the worst point."""
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(a) & np.isfinite(b)
+        if not ok.any():
+            return True, -1
+        err = np.where(ok, np.abs(a - b), 0.0)
+        scale = 1e-8 + 1e-6 * max(np.abs(a[ok]).max(), np.abs(b[ok]).max())
+        worst = int(err.argmax())
+        return bool(err[worst] <= scale), worst
+
+
+def problem_from_dict(data: dict, *, source: str = "problem dict") -> PoissonProblem:
+    """Build a :class:`PoissonProblem` from the plain data of a problem file.
+
+    Checks everything once, here: unknown keys, the domain, the expressions (parsed safely
+    with :func:`hrta_pde.expressions.parse_expression`; an :class:`ExpressionError` is raised
+    as is), that ``f = -laplacian(u)`` when both are given, that ``g = u`` and
+    ``h = du/dn`` on the boundary when given with ``u``, and, for a pure Neumann problem,
+    the compatibility ``int f + int h = 0``.  Other errors are :class:`ProblemError` with a
+    one-line message starting with ``source``.
+    Example: ``problem_from_dict({"domain": {"type": "disk"}, "solution": {"u": "1-x^2-y^2"}})``.
+    """
+    try:
+        return _problem_from_dict(data, source)
+    except ProblemError as exc:
+        message = str(exc)
+        if not message.startswith(f"{source}: "):
+            message = f"{source}: {message}"
+        raise ProblemError(message) from None
+
+
+def _problem_from_dict(data, source: str) -> PoissonProblem:
+    data = _table(data, "problem")
+    _check_keys(data, _TOP_KEYS, "the top level")
+    name = data.get("name", Path(source).stem if source.endswith(".toml") else "problem")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ProblemError(f"name {name!r:.60} must be 1-100 letters, digits, '_', '-' or '.'")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ProblemError(f"description must be a string, got {type(description).__name__}")
+    if "domain" not in data:
+        raise ProblemError("missing [domain]; give e.g. [domain] type = \"rectangle\", "
+                           "xmin = [0.0, 0.0], xmax = [1.0, 1.0]")
+    domain = _normalize_domain(data["domain"], "domain", 0)
+    shape = _build_shape(domain, "domain", 0)
+    dim = shape.dim
+
+    solution = _table(data.get("solution", {}), "solution")
+    _check_keys(solution, _SOLUTION_KEYS, "[solution]")
+    u_text = _expression_text(solution, "u", "solution")
+    f_text = _expression_text(solution, "f", "solution")
+    if u_text is None and f_text is None:
+        raise ProblemError("[solution] needs f (the source) or u (an exact solution, from which "
+                           "f = -laplacian(u))")
+    u = parse_expression(u_text, dim, name="solution.u") if u_text is not None else None
+    f_given = parse_expression(f_text, dim, name="solution.f") if f_text is not None else None
+
+    boundary = _table(data.get("boundary", {}), "boundary")
+    _check_keys(boundary, _BOUNDARY_KEYS, "[boundary]")
+    kind = boundary.get("type", "dirichlet")
+    if kind not in BOUNDARY_TYPES:
+        raise ProblemError(f"boundary.type {kind!r:.60} is unknown; use one of: "
+                           f"{', '.join(BOUNDARY_TYPES)}")
+    g_text = _expression_text(boundary, "g", "boundary")
+    h_text = _expression_text(boundary, "h", "boundary")
+    if kind == "dirichlet" and h_text is not None:
+        raise ProblemError("boundary.h is Neumann data: use it with boundary.type = 'neumann' or "
+                           "'mixed', or remove it")
+    if kind == "neumann" and g_text is not None:
+        raise ProblemError("boundary.g is Dirichlet data: use it with boundary.type = "
+                           "'dirichlet' or 'mixed', or remove it")
+    sides: tuple[str, ...] = ()
+    if "neumann_sides" in boundary and kind != "mixed":
+        raise ProblemError("boundary.neumann_sides is only used with boundary.type = 'mixed'")
+    if kind == "mixed":
+        if domain["type"] not in _BOX_TYPES:
+            raise ProblemError(f"boundary.type 'mixed' needs a box domain ({', '.join(_BOX_TYPES)})"
+                               f"; for domain type {domain['type']!r} use 'dirichlet' or 'neumann'")
+        allowed = _side_names(dim)
+        raw = _require(boundary, "neumann_sides", "boundary",
+                       f"a list of box sides from: {', '.join(allowed)}")
+        if not isinstance(raw, list) or not raw:
+            raise ProblemError(f"boundary.neumann_sides must be a non-empty list of sides from: "
+                               f"{', '.join(allowed)}")
+        for s in raw:
+            if s not in allowed:
+                raise ProblemError(f"boundary.neumann_sides: unknown side {s!r:.40}; use names "
+                                   f"from: {', '.join(allowed)}")
+        if len(set(raw)) != len(raw):
+            raise ProblemError("boundary.neumann_sides lists a side twice")
+        if len(raw) == len(allowed):
+            raise ProblemError("boundary.neumann_sides lists every side; use boundary.type = "
+                               "'neumann' instead")
+        sides = tuple(raw)
+    needs_g, needs_h = kind in ("dirichlet", "mixed"), kind in ("neumann", "mixed")
+    if needs_g and g_text is None and u is None:
+        raise ProblemError(f"a {kind} problem needs boundary.g (or solution.u, from which g = u)")
+    if needs_h and h_text is None and u is None:
+        raise ProblemError(f"a {kind} problem needs boundary.h (or solution.u, from which "
+                           "h = grad u . n)")
+    g = h = None
+    if needs_g:
+        g = parse_expression(g_text, dim, name="boundary.g") if g_text is not None else u
+    if needs_h:
+        if h_text is not None:
+            h = parse_expression(h_text, dim, name="boundary.h")
+        else:
+            h = tuple(gradient(u, dim))
+
+    solver = _table(data.get("solver", {}), "solver")
+    _check_keys(solver, SOLVER_KEYS, "[solver]")
+
+    spec: dict = {"name": name}
+    if description:
+        spec["description"] = description
+    spec["domain"] = domain
+    spec["solution"] = {k: v for k, v in (("u", u_text), ("f", f_text)) if v is not None}
+    spec["boundary"] = {"type": kind}
+    if g_text is not None:
+        spec["boundary"]["g"] = g_text
+    if h_text is not None:
+        spec["boundary"]["h"] = h_text
+    if sides:
+        spec["boundary"]["neumann_sides"] = list(sides)
+    if solver:
+        spec["solver"] = dict(solver)
+
+    # points for the numerical checks, from a fixed seed
+    gen = torch.Generator().manual_seed(_MC_SEED)
+    x_in = shape.interior(200, _Source("random", gen))
+    x_in = x_in[shape.classify(x_in) == -1]
+    if u is not None:
+        terms = [gradient(du, dim)[i] for i, du in enumerate(gradient(u, dim))]
+        f_u = -laplacian(u, dim)
+        if f_u != 0 and terms and _numerically_zero(terms, dim, x_in):
+            f_u = sympy.S.Zero  # harmonic u whose Laplacian sympy cannot cancel cheaply
+        if f_given is not None and not expressions_agree(f_given, f_u, dim, points=x_in):
+            raise ProblemError(f"solution.f '{f_text:.60}' is not -laplacian(u) = {str(f_u):.80} "
+                               "for solution.u; fix one of them, or give only u")
+        f = f_given if f_given is not None else f_u
+    else:
+        f = f_given
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        from hrta_pde._backend import import_deepxde
+
+        dde = import_deepxde()
+    with _float64_geometry(dde):
+        try:
+            geometry = shape.to_dde(dde)
+        except ValueError as exc:  # pragma: no cover - our checks come first
+            raise ProblemError(f"DeepXDE refuses the domain: {exc}") from None
+
+    problem = PoissonProblem(
+        name=name, dim=dim, geometry=geometry, spec=spec, u=u, f=f, g=g, h=h,
+        measure=float(shape.measure), boundary_measure=float(shape.boundary_measure),
+        boundary_kind=kind, neumann_sides=sides, measure_exact=bool(shape.exact),
+        solver=dict(solver), description=description, shape=shape)
+
+    # everything compiles, and is finite inside the domain
+    with np.errstate(all="ignore"):
+        for what, values in (("solution.f" if f_given is not None else "f = -laplacian(u)",
+                              problem.f_numpy(x_in)),
+                             ("solution.u", problem.u_numpy(x_in) if u is not None else None)):
+            if values is not None and not np.all(np.isfinite(values)):
+                i = int(np.argmax(~np.isfinite(values)))
+                raise ProblemError(f"{what} is not finite at {x_in[i].tolist()} inside the "
+                                   "domain; fix the expression")
+    # given boundary data must match the exact solution
+    if u is not None and (g_text is not None or h_text is not None):
+        b = problem.sample_boundary(256, generator=gen, dtype=torch.float64)
+        xb, nb, dmask = b.x.numpy(), b.normal.numpy(), b.dirichlet.numpy()
+        if g_text is not None and dmask.any():
+            ok, i = _agree(problem.g_numpy(xb[dmask]), problem.u_numpy(xb[dmask]))
+            if not ok:
+                raise ProblemError(f"boundary.g '{g_text:.60}' differs from solution.u on the "
+                                   f"boundary (at {xb[dmask][i].tolist()}); fix g or u, or give "
+                                   "only u")
+        if h_text is not None and (~dmask).any():
+            xn, nn = xb[~dmask], nb[~dmask]
+            du_dn = np.einsum("ij,ij->i", problem.grad_u_numpy(xn), nn)
+            ok, i = _agree(problem.h_numpy(xn, nn), du_dn)
+            if not ok:
+                raise ProblemError(f"boundary.h '{h_text:.60}' differs from du/dn of solution.u "
+                                   f"on the boundary (at {xn[i].tolist()}); fix h or u, or give "
+                                   "only u")
+    if problem.pure_neumann:
+        problem.check_compatibility()
+    return problem
+
+
+# ============================================================================ files
+
+def load_problem(path) -> PoissonProblem:
+    """Read a problem from a TOML file (see the module docstring for the format)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ProblemError(f"problem file {str(path)!r} not found; give the path of a .toml file "
+                           f"or a built-in problem: {', '.join(list_builtin_problems())}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemError(f"cannot read problem file {str(path)!r}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProblemError(f"{path}: invalid TOML: {' '.join(str(exc).split())}") from None
+    return problem_from_dict(data, source=str(path))
+
+
+def _data_dir():
+    return resources.files("hrta_pde").joinpath("problems_data")
+
+
+def list_builtin_problems() -> list[str]:
+    """Names of the problems shipped in ``hrta_pde/problems_data`` (also in ``problems/``)."""
+    return sorted(p.name[:-5] for p in _data_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def builtin_problem(name: str) -> PoissonProblem:
+    """A catalog problem by name, e.g. ``builtin_problem("poisson_2d_sin")``."""
+    names = list_builtin_problems()
+    if name not in names:
+        raise ProblemError(f"unknown built-in problem {name!r:.60}; available: {', '.join(names)}")
+    text = _data_dir().joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return problem_from_dict(tomllib.loads(text), source=f"{name}.toml")
+
+
+def resolve_problem(name_or_path) -> PoissonProblem:
+    """A built-in problem if ``name_or_path`` names one, else the TOML file at that path."""
+    text = str(name_or_path)
+    if text in list_builtin_problems() and not Path(text).exists():
+        return builtin_problem(text)
+    return load_problem(text)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_\-]+", key) else json.dumps(key)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ProblemError(f"cannot write {type(value).__name__} {value!r:.60} to TOML")
+
+
+def _toml_table(table: dict, header: str | None, lines: list[str]) -> None:
+    if header is not None:
+        lines.append(f"\n[{header}]")
+    for key, value in table.items():
+        if not isinstance(value, dict):
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in table.items():
+        if isinstance(value, dict):
+            sub = _toml_key(key) if header is None else f"{header}.{_toml_key(key)}"
+            _toml_table(value, sub, lines)
+
+
+def problem_to_toml(problem: PoissonProblem) -> str:
+    """The problem's :attr:`~PoissonProblem.spec` as TOML text that :func:`load_problem` reads
+    back into the same problem; derived data are noted in comments."""
+    lines = [f"# Poisson problem {problem.name!r}: -Laplace u = f, written by hrta_pde"]
+    spec = problem.spec
+    if "f" not in spec.get("solution", {}):
+        lines.append(f"# f = -laplacian(u) = {' '.join(str(problem.f).split())}")
+    bnd = spec.get("boundary", {})
+    if problem.g is not None and "g" not in bnd:
+        lines.append("# g = u on the Dirichlet boundary")
+    if problem.h is not None and "h" not in bnd:
+        lines.append("# h = grad u . n on the Neumann boundary")
+    exact = "exact" if problem.measure_exact else "estimated"
+    lines.append(f"# |Omega| = {problem.measure:.12g}, |dOmega| = {problem.boundary_measure:.12g} "
+                 f"({exact})")
+    _toml_table(spec, None, lines)
+    return "\n".join(lines) + "\n"

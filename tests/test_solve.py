@@ -1,0 +1,154 @@
+"""End-to-end Poisson solves, exact resume, atomic checkpoints, SIGINT, export, CLI errors."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import meshio
+import numpy as np
+import pytest
+import torch
+
+from hrta_pde.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hrta_pde.cli import main
+from hrta_pde.problem import builtin_problem
+from hrta_pde.solve import SolveConfig, compare, load_run, solve
+
+QUIET = dict(log=lambda *a: None)
+
+
+def small(**kw):
+    base = dict(loss="sobolev", schedule="0.5:300,1:700", lr=3e-3, width=32, depth=2, points=400,
+                boundary_points=64, test_points=2000, eval_every=200, device="cpu")
+    base.update(kw)
+    return SolveConfig(**base)
+
+
+@pytest.mark.parametrize("loss,bound", [("sobolev", 2e-2), ("ritz", 5e-2), ("pinn", 2e-2), ("l2", 2e-2)])
+def test_1d_solves_reach_error_bounds(loss, bound):
+    res = solve(builtin_problem("poisson_1d"), small(loss=loss), **QUIET)
+    assert res.metrics["status"] == "completed" and res.metrics["iterations"] == 1000
+    assert res.metrics["rel_l2"] < bound, res.metrics
+    assert res.history.switches == [301]
+    ev = res.history.evaluations
+    assert [e["iteration"] for e in ev] == [200, 400, 600, 800, 1000]
+
+
+def test_2d_sobolev_solve_reaches_error_bound():
+    res = solve(builtin_problem("poisson_2d_sin"),
+                small(schedule="0.5:500,1:1500", width=32, depth=2, points=800), **QUIET)
+    assert res.metrics["rel_l2"] < 2e-2, res.metrics
+    assert res.metrics["rel_h1_semi"] < 5e-2
+
+
+def test_resume_equals_uninterrupted_run_exactly(tmp_path):
+    problem = builtin_problem("poisson_1d")
+    cfg = small(schedule="0.5:60,1:<=400,1.5:50", plateau_window=20, plateau_threshold=0.02,
+                checkpoint_every=25, eval_every=40)
+    full = solve(problem, cfg, out=tmp_path / "full", **QUIET)
+    part = solve(problem, cfg, out=tmp_path / "part", stop_at=97, **QUIET)
+    assert part.metrics["status"] == "interrupted" and part.metrics["iterations"] == 97
+    ck = load_checkpoint(tmp_path / "part")
+    assert ck["position"]["iteration"] == 97
+    rest = solve(problem, cfg, out=tmp_path / "part", resume=ck, **QUIET)
+    assert rest.metrics["iterations"] == full.metrics["iterations"]
+    for a, b in zip(full.net.state_dict().values(), rest.net.state_dict().values()):
+        assert torch.equal(a, b)
+    assert rest.history.column("loss") == full.history.column("loss")
+    assert rest.history.switches == full.history.switches
+
+
+def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path / "checkpoint.pt", {"value": 1})
+
+    def broken_save(obj, fh, *a, **k):
+        fh.write(b"partial garbage")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path / "checkpoint.pt", {"value": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path)["value"] == 1
+
+
+def test_resume_errors(tmp_path, capsys):
+    assert main(["solve", "--resume", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    (tmp_path / "checkpoint.pt").write_bytes(b"not torch")
+    assert main(["solve", "--resume", str(tmp_path)]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+def test_resume_refuses_mismatched_problem_and_changed_settings(tmp_path, capsys):
+    solve(builtin_problem("poisson_1d"), small(schedule="1:30"), out=tmp_path / "r", stop_at=10, **QUIET)
+    assert main(["solve", "poisson_2d_sin", "--resume", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "was made for problem" in err and len(err.strip().splitlines()) == 1
+    assert main(["solve", "--resume", str(tmp_path / "r"), "--width", "8"]) == 2
+    assert "--width" in capsys.readouterr().err
+
+
+def test_sigint_leaves_a_resumable_run(tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "hrta_pde.cli", "solve", "poisson_1d", "--schedule",
+                             "1:200000", "--width", "16", "--depth", "1", "--points", "100", "--out", str(run),
+                             "--quiet", "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    deadline = time.time() + 90
+    while not (run / "problem.toml").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume with: hrta-pde solve --resume" in err
+    ck = load_checkpoint(run)
+    assert 0 < ck["position"]["iteration"] < 200000
+    assert (run / "history.csv").exists() and (run / "metrics.json").exists()
+
+
+def test_export_vtu_values_equal_predictions(tmp_path):
+    problem = builtin_problem("poisson_lshape")
+    res = solve(problem, small(loss="ritz", schedule="1:20"), out=tmp_path / "r", **QUIET)
+    from hrta_pde.export import export_solution
+
+    path = export_solution(res.net, problem, tmp_path / "u.vtu", h=0.2, metrics=res.metrics)
+    mesh = meshio.read(path)
+    pts = torch.as_tensor(mesh.points[:, :2], dtype=torch.float64)
+    with torch.no_grad():
+        pred = res.net(pts)[:, 0].numpy()
+    np.testing.assert_allclose(mesh.point_data["u"], pred, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mesh.point_data["error"], pred - problem.u_numpy(pts.numpy()), atol=1e-12)
+    # from the saved run, with the CLI
+    assert main(["export", str(tmp_path / "r"), "--to", str(tmp_path / "v.xdmf"), "--resolution", "0.25"]) == 0
+    p2, cfg, net, _ = load_run(tmp_path / "r")
+    for a, b in zip(net.state_dict().values(), res.net.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["poisson_1d", "--export", "u.foo"], "unknown suffix"),
+    (["poisson_10d", "--export", "u.vtu"], "csv"),
+    (["poisson_1d", "--loss", "sobol"], "unknown loss"),
+    (["poisson_1d", "--loss", "pinn", "--phi", "relu"], "second derivatives"),
+    (["poisson_1d", "--out", "/proc/forbidden/run"], "cannot create output folder"),
+    (["no_such_problem"], "no_such_problem"),
+])
+def test_solve_cli_bad_input(args, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["solve", *args, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_compare_same_start_and_table(tmp_path):
+    report = compare(builtin_problem("poisson_1d"), ["sobolev", "l2"], 2, small(schedule="1:150"),
+                     out=tmp_path / "c", **QUIET)
+    assert {r["loss"] for r in report["rows"]} == {"sobolev", "l2"} and len(report["rows"]) == 4
+    s = report["summary"]["sobolev"]["rel_l2"]
+    assert s["min"] <= s["median"] <= s["max"]
+    for name in ("compare.csv", "summary.json", "errors.png"):
+        assert (tmp_path / "c" / name).stat().st_size > 0
