@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--test-points", type=_positive_int, default=None,
                         help="independent random test points for the errors (default 10000)")
         sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 250)")
+        sp.add_argument("--reference", choices=["auto", "exact", "fem"], default="auto",
+                        help="what errors are measured against: the exact solution, or a P2 finite element "
+                        "solution refined until it is well below the errors (Dirichlet, 1-3 D); auto: exact "
+                        "when the problem has one, else fem when possible")
         _add_common(sp)
         sp.set_defaults(dtype=None, seed=None, device=None)  # None: the problem file or the default
 
@@ -181,7 +185,8 @@ def _cmd_solve(args) -> int:
         from hrta_pde.export import check_export_targets
 
         check_export_targets(args.export, problem)
-    res = solve(problem, cfg, out=out, progress=not args.quiet, resume=resume)
+    reference = _reference(args, problem)
+    res = solve(problem, cfg, out=out, progress=not args.quiet, resume=resume, reference=reference)
     print(f"{problem.name}: {cfg.loss} loss, schedule {cfg.schedule}, {res.metrics['iterations']} iterations")
     if res.metrics["status"] == "interrupted":
         print(res.metrics["message"], file=sys.stderr)
@@ -197,6 +202,23 @@ def _cmd_solve(args) -> int:
 
     print(summary(res.run_dir))
     return 0 if res.metrics["status"] == "completed" else 1
+
+
+def _reference(args, problem):
+    """None (use the exact solution, or measure nothing) or a finite element reference."""
+    choice = getattr(args, "reference", "auto")
+    if choice == "exact" and not problem.has_exact:
+        raise ValueError(f"--reference exact: problem {problem.name!r} has no exact solution; "
+                         "add u under [solution] or use --reference fem")
+    if choice == "fem" or (choice == "auto" and not problem.has_exact and problem.boundary_kind == "dirichlet"
+                           and 1 <= problem.dim <= 3):
+        from hrta_pde.fem import fem_reference
+
+        ref = fem_reference(problem)
+        print(f"finite element reference (P2): {ref.n_dofs} unknowns, h = {ref.h:.3g}, estimated "
+              f"relative error {ref.estimated_rel_error:.1e}")
+        return ref
+    return None
 
 
 def _cmd_export(args) -> int:
@@ -226,7 +248,7 @@ def _cmd_compare(args) -> int:
     cfg = _solver_config(args, problem)
     losses = [s.strip() for s in args.losses.split(",") if s.strip()]
     report = compare(problem, losses, args.seeds, cfg, out=args.out or _default_out("compare"),
-                     progress=not args.quiet)
+                     progress=not args.quiet, reference=_reference(args, problem))
     from pathlib import Path
 
     from hrta_pde.runio import summary

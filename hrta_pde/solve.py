@@ -267,7 +267,7 @@ def format_metrics(metrics: dict) -> str:
 
 
 def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=None, progress=False,
-            log=print) -> dict:
+            log=print, reference=None) -> dict:
     """Train each loss from the same initial network and points, for ``seeds`` seeds.
 
     Returns ``{"rows": [...per loss and seed...], "summary": {loss: {metric: (median, min, max)}}}``
@@ -289,7 +289,7 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
         for name in names:
             c = copy.deepcopy(base)
             c.loss = name
-            res = solve(problem, c, setup=setup, progress=progress, log=log)
+            res = solve(problem, c, setup=setup, progress=progress, log=log, reference=reference)
             row = {"loss": name, "seed": c.seed, **{m: res.metrics.get(m) for m in
                    ("rel_l2", "rel_h1_semi", "max_error", "seconds", "iterations", "status")}}
             rows.append(row)

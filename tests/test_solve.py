@@ -152,3 +152,15 @@ def test_compare_same_start_and_table(tmp_path):
     assert s["min"] <= s["median"] <= s["max"]
     for name in ("compare.csv", "summary.json", "errors.png"):
         assert (tmp_path / "c" / name).stat().st_size > 0
+
+
+def test_fem_reference_gives_the_same_errors_as_the_exact_solution():
+    from hrta_pde.fem import fem_reference
+
+    problem = builtin_problem("poisson_lshape")
+    ref = fem_reference(problem, tol=1e-3)
+    cfg = small(loss="ritz", schedule="1:200")
+    exact = solve(problem, cfg, **QUIET)
+    with_fem = solve(problem, cfg, reference=ref, **QUIET)
+    for key in ("rel_l2", "rel_h1_semi"):
+        assert with_fem.metrics[key] == pytest.approx(exact.metrics[key], rel=0.05), key
