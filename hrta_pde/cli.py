@@ -125,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output file(s): .vtu (default RUN_DIR/solution.vtu), .xdmf, .vtk, .csv, ...")
     ep.add_argument("--resolution", type=_float, default=None, help="mesh size h (default: diameter / 40 in 2-D)")
 
+    npar = sub.add_parser("ntk", help="smallest eigenvalue of the NTK Gram matrix H_s against s (Theorem 3.1)",
+                          description="Closed-form infinite-width Gram matrix H_s = K^a_s + K^w_s of the two-layer "
+                          "network with phi = ReLU, and optionally finite-width empirical ones, on the paper's "
+                          "grids: prints the smallest eigenvalue against s, writes a CSV and a plot.")
+    npar.add_argument("--dim", type=int, choices=[1, 3], default=1,
+                      help="the paper's point set: 1 (100 grid points in [0,1]) or 3 (5^3 grid points)")
+    npar.add_argument("--s", default="0.25,0.5,0.75,1,1.25,1.5,1.75,2", help="comma-separated s values in [0, 2]")
+    npar.add_argument("--widths", default="", help="also empirical Gram matrices at these widths, e.g. 200,1000")
+    npar.add_argument("--seed", type=int, default=0, help="seed of the finite-width networks")
+    npar.add_argument("--out", default=None, help="run folder (default runs/ntk-<timestamp>)")
+
     pp = sub.add_parser("problems", help="list the built-in problems")
     pp.add_argument("--show", default=None, metavar="NAME", help="print one problem file")
     return parser
@@ -146,13 +157,9 @@ def _solver_config(args, problem):
 
 
 def _load(name_or_path):
-    from pathlib import Path
+    from hrta_pde.problem import resolve_problem
 
-    from hrta_pde.problem import builtin_problem, load_problem
-
-    if Path(name_or_path).suffix == ".toml" or Path(name_or_path).exists():
-        return load_problem(name_or_path)
-    return builtin_problem(name_or_path)
+    return resolve_problem(name_or_path)
 
 
 def _cmd_solve(args) -> int:
@@ -257,6 +264,34 @@ def _cmd_compare(args) -> int:
     return 0 if all(r["status"] == "completed" for r in report["rows"]) else 1
 
 
+def _cmd_ntk(args) -> int:
+    from hrta_pde.ntk import min_eigenvalue_table, paper_grid, plot_min_eigenvalue
+    from hrta_pde.history import _write_csv
+    from hrta_pde.runio import make_run_dir, summary
+
+    try:
+        s_values = [float(v) for v in args.s.split(",") if v.strip()]
+        widths = [int(v) for v in args.widths.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--s {args.s!r} / --widths {args.widths!r}: give comma-separated numbers") from None
+    if not s_values:
+        raise ValueError("--s is empty: give s values such as 0.5,1,1.5")
+    table = min_eigenvalue_table(paper_grid(args.dim), s_values, widths=widths, seed=args.seed)
+    run_dir = make_run_dir(args.out or _default_out("ntk"), "ntk")
+    cols = list(table[0])
+    _write_csv(run_dir / "min_eigenvalue.csv", cols, [[r[c] for c in cols] for r in table])
+    plot_min_eigenvalue(table, run_dir / "min_eigenvalue.png")
+    print(" ".join(f"{c:>20}" for c in cols))
+    for r in table:
+        print(" ".join(f"{r[c]:>20.6g}" for c in cols))
+    closed = [r["lambda_min_closed"] for r in table]
+    increasing = all(b > a for a, b in zip(closed, closed[1:]))
+    print(f"closed form: smallest eigenvalue {'increases' if increasing else 'does NOT increase'} with s "
+          f"on these {len(closed)} values")
+    print(summary(run_dir))
+    return 0
+
+
 def _cmd_problems(args) -> int:
     from hrta_pde.problem import builtin_problem_text, list_builtin_problems
 
@@ -290,7 +325,7 @@ def _default_out(kind: str):
 
 
 COMMANDS = {"approx": _cmd_approx, "solve": _cmd_solve, "compare": _cmd_compare,
-            "export": _cmd_export, "problems": _cmd_problems}
+            "export": _cmd_export, "ntk": _cmd_ntk, "problems": _cmd_problems}
 
 
 def main(argv=None) -> int:
@@ -301,7 +336,7 @@ def main(argv=None) -> int:
 
         import hrta_pde  # noqa: F401  (selects the backend; raises BackendError if another is active)
 
-        if args.threads:
+        if getattr(args, "threads", None):
             torch.set_num_threads(args.threads)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

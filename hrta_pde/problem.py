@@ -91,7 +91,10 @@ DOMAIN_TYPES = ("interval", "rectangle", "box", "hypercube", "disk", "ball", "po
 BOUNDARY_TYPES = ("dirichlet", "neumann", "mixed")
 SAMPLERS = ("random", "uniform", "sobol")
 #: Keys allowed in the optional ``[solver]`` table; their values are checked by the solver.
-SOLVER_KEYS = ("loss", "schedule", "lr", "width", "depth", "phi", "points", "boundary_points")
+# The fields of hrta_pde.solve.SolveConfig (a test keeps the two in step).
+SOLVER_KEYS = ("loss", "schedule", "lr", "reset_optimizer", "plateau_window", "plateau_threshold", "net",
+               "width", "depth", "phi", "points", "boundary_points", "sampler", "beta", "test_points",
+               "eval_every", "checkpoint_every", "record_every", "seed", "dtype", "device")
 MAX_DIM = 10
 
 _TOP_KEYS = ("name", "description", "domain", "solution", "boundary", "solver")
@@ -1430,6 +1433,14 @@ def builtin_problem(name: str) -> PoissonProblem:
     return problem_from_dict(tomllib.loads(text), source=f"{name}.toml")
 
 
+def builtin_problem_text(name: str) -> str:
+    """The commented TOML text of a catalog problem (a template for your own)."""
+    names = list_builtin_problems()
+    if name not in names:
+        raise ProblemError(f"unknown built-in problem {name!r:.60}; available: {', '.join(names)}")
+    return _data_dir().joinpath(f"{name}.toml").read_text(encoding="utf-8")
+
+
 def resolve_problem(name_or_path) -> PoissonProblem:
     """A built-in problem if ``name_or_path`` names one, else the TOML file at that path."""
     text = str(name_or_path)
@@ -1470,11 +1481,14 @@ def _toml_table(table: dict, header: str | None, lines: list[str]) -> None:
             _toml_table(value, sub, lines)
 
 
-def problem_to_toml(problem: PoissonProblem) -> str:
+def problem_to_toml(problem: PoissonProblem, solver: dict | None = None) -> str:
     """The problem's :attr:`~PoissonProblem.spec` as TOML text that :func:`load_problem` reads
-    back into the same problem; derived data are noted in comments."""
+    back into the same problem; derived data are noted in comments. ``solver`` (e.g. the
+    resolved solver settings of a run) replaces the ``[solver]`` table; ``None`` values are left out."""
     lines = [f"# Poisson problem {problem.name!r}: -Laplace u = f, written by hrta_pde"]
-    spec = problem.spec
+    spec = dict(problem.spec)
+    if solver is not None:
+        spec["solver"] = {k: v for k, v in solver.items() if v is not None}
     if "f" not in spec.get("solution", {}):
         lines.append(f"# f = -laplacian(u) = {' '.join(str(problem.f).split())}")
     bnd = spec.get("boundary", {})

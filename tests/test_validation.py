@@ -1,0 +1,240 @@
+"""The validation experiments (``validation/run.py``), quick profiles only.
+
+Each quick profile runs once (module fixture, ~30-60 s in all on one core) into a temporary
+folder; the tests check the written tables against the histories, against an independent
+closed form, and against each other. The full profiles are not run here (see validation/README.md).
+"""
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from validation import approx_exp, common as C, pde_exp, report, theorem_exp, ttt_exp  # noqa: E402
+from validation.training import Method, make_config, paper_methods, run_method  # noqa: E402
+
+METHODS = ["adam", "hrta_0.5", "hrta_1.5", "hrta_plateau"]
+
+
+def _quiet(*_args, **_kw):
+    pass
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Run the quick profiles of approx, theorem, time-to-target and pde into one folder."""
+    root = tmp_path_factory.mktemp("validation-results")
+    threads = torch.get_num_threads()
+    try:
+        approx_exp.run("quick", C.out_dir(str(root / "approx-quick"), "approx", "quick"), log=_quiet)
+        theorem_exp.run("quick", C.out_dir(str(root / "theorem-quick"), "theorem", "quick"), log=_quiet)
+        ttt_exp.run("quick", C.out_dir(str(root / "time-to-target-quick"), "time-to-target", "quick"), log=_quiet)
+        pde_exp.run("quick", C.out_dir(str(root / "pde-quick"), "pde", "quick"), log=_quiet)
+    finally:
+        torch.set_num_threads(threads)  # the experiments run single-threaded; restore for other tests
+    return root
+
+
+# --------------------------------------------------------------------------- approx
+def test_approx_quick_table_rows_columns_and_finite_numbers(results):
+    out = results / "approx-quick"
+    runs = C.read_csv(out / "runs.csv")
+    prof = approx_exp.PROFILES["quick"]
+    assert {(int(r["seed"]), r["method"]) for r in runs} == {(s, m) for s in range(prof["seeds"]) for m in METHODS}
+    for r in runs:
+        assert (r["dim"], r["width"], r["depth"]) == ("1", "200", "1")
+        assert r["status"] == "completed"
+        assert int(r["iterations"]) == prof["total"]  # every method gets the same budget
+        for k in ("final_train_loss", "test_rel_l2", "seconds"):
+            assert math.isfinite(float(r[k])) and float(r[k]) > 0, (k, r[k])
+    # the summary's medians are the medians of runs.csv
+    summary = C.read_csv(out / "summary.csv")
+    for m in METHODS:
+        for metric in ("final_train_loss", "test_rel_l2"):
+            s = next(x for x in summary if x["method"] == m and x["metric"] == metric)
+            vals = [float(r[metric]) for r in runs if r["method"] == m]
+            assert int(s["n"]) == len(vals)
+            assert float(s["median"]) == pytest.approx(np.median(vals), rel=1e-12)
+            assert float(s["min"]) == min(vals) and float(s["max"]) == max(vals)
+    # Table 1: one row per width x depth, one column per method; cells "median [min, max]"
+    md = (out / "table1.md").read_text()
+    tables = [t for t in md.split("####") if t.strip()]
+    assert len(tables) == 2  # training loss, test error (d = 1 only)
+    for table, metric in zip(tables, ("final_train_loss", "test_rel_l2")):
+        lines = [ln for ln in table.splitlines() if ln.startswith("|")]
+        header = [c.strip() for c in lines[0].strip("|").split("|")]
+        assert header == ["width x hidden layers", "Adam (s=1)", "HRTA 0.5->1", "HRTA 1->1.5", "HRTA 0.5->1 (plateau)"]
+        assert len(lines) == 3 and lines[2].startswith("| 200 x 1 |")
+        cells = [c.strip() for c in lines[2].strip("|").split("|")][1:]
+        for cell, m in zip(cells, METHODS):
+            med, lo, hi = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups())
+            s = next(x for x in summary if x["method"] == m and x["metric"] == metric)
+            assert med == pytest.approx(float(s["median"]), rel=1e-2)
+            assert lo <= med <= hi
+    assert (out / "loss_d1_w200_L1.png").stat().st_size > 10_000
+
+
+def test_approx_histories_follow_the_schedules(results):
+    out = results / "approx-quick"
+    prof = approx_exp.PROFILES["quick"]
+    for r in C.read_csv(out / "runs.csv"):
+        h = C.read_curve(approx_exp.history_path(out, r))
+        it, s = h["iteration"].astype(int), h["s"]
+        sw = [int(x) for x in r["switches"].split()]
+        if r["method"] == "adam":
+            assert sw == [] and np.all(s == 1.0)
+        elif r["method"] in ("hrta_0.5", "hrta_1.5"):
+            assert sw == [prof["first"] + 1]
+            first, second = (0.5, 1.0) if r["method"] == "hrta_0.5" else (1.0, 1.5)
+            assert np.all(s[it <= prof["first"]] == first) and np.all(s[it > prof["first"]] == second)
+        else:  # plateau: switch no earlier than 2 windows, no later than the cap
+            assert len(sw) == 1 and 2 * prof["window"] < sw[0] <= prof["cap"] + 1
+            assert np.all(s[it < sw[0]] == 0.5) and np.all(s[it >= sw[0]] == 1.0)
+        assert it[-1] == prof["total"]
+
+
+def test_validation_runs_match_run_approx():
+    """Same seed -> same points and initial network as hrta_pde.approx.run_approx (the API)."""
+    from hrta_pde.approx import run_approx
+
+    cfg = make_config(3, 40, 2, seed=7)
+    cfg.hrta, cfg.baseline = "0.5:15,1:25", "1:40"
+    rep = run_approx(cfg, log=_quiet)
+    mine = run_method(cfg, Method("h", "h", cfg.hrta), 10)
+    base = run_method(cfg, Method("b", "b", cfg.baseline), 10)
+    assert mine["final_train_loss"] == rep["runs"]["hrta"]["final_train_loss"]
+    assert mine["test_rel_l2"] == rep["runs"]["hrta"]["test_rel_l2"]
+    assert base["final_train_loss"] == rep["runs"]["baseline"]["final_train_loss"]
+
+
+def test_plateau_method_has_the_full_budget():
+    plateau = paper_methods(120, 30, 60, 10, threshold=0.5)[-1]
+    r = run_method(make_config(1, 30, 1, seed=0), plateau, 1)
+    assert r["iterations"] == 120 and len(r["switches"]) == 1
+    assert 20 < r["switches"][0] <= 61
+    assert r["history"]["iteration"] == list(range(1, 121))
+
+
+# --------------------------------------------------------------------------- theorem
+def _closed_form_lambda_min(X: np.ndarray, s: float) -> float:
+    """Independent H_s = Ka_s + Kw_s, K_s = s^2 K_1 + (1 - s) K_0 (arc-cosine kernels of ReLU)."""
+    Xb = np.hstack([X, np.ones((len(X), 1))])
+    K0 = Xb @ Xb.T
+    nrm = np.linalg.norm(Xb, axis=1)
+    cos = np.clip(K0 / np.outer(nrm, nrm), -1, 1)
+    theta = np.arccos(cos)
+    theta[np.diag_indices_from(theta)] = 0.0
+    kw1 = K0 * (np.pi - theta) / (2 * np.pi)
+    ka1 = np.outer(nrm, nrm) * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
+    H = s * s * (ka1 + kw1) + 2 * (1 - s) * K0
+    return float(np.linalg.eigvalsh((H + H.T) / 2)[0])
+
+
+def test_theorem_quick_matches_independent_closed_form(results):
+    out = results / "theorem-quick"
+    rows = C.read_csv(out / "theorem.csv")
+    facts = C.read_csv(out / "facts.csv")
+    grids = {1: np.linspace(0, 1, 100)[:, None],
+             3: np.stack(np.meshgrid(*[np.linspace(0, 1, 5)] * 3, indexing="ij"), -1).reshape(-1, 3)}
+    for d, X in grids.items():
+        mine = [r for r in rows if r["d"] == str(d)]
+        s = [float(r["s"]) for r in mine]
+        assert s == theorem_exp.S_VALUES
+        lam = [_closed_form_lambda_min(X, v) for v in s]
+        got = [float(r["lambda_min_closed"]) for r in mine]
+        np.testing.assert_allclose(got, lam, rtol=1e-7)
+        f = next(x for x in facts if x["d"] == str(d) and x["column"] == "lambda_min_closed")
+        assert (f["strictly_increasing"] == "True") == bool(np.all(np.diff(lam) > 0))
+        assert f["strictly_increasing"] == "True"  # the theorem's claim, on the closed form
+        # every empirical column's monotone flag agrees with its own numbers
+        for col in (k for k in mine[0] if k.startswith("lambda_min_m")):
+            vals = np.array([float(r[col]) for r in mine])
+            fc = next(x for x in facts if x["d"] == str(d) and x["column"] == col)
+            singular = bool(np.any(vals < theorem_exp.SINGULAR))
+            assert (fc["numerically_singular"] == "True") == singular
+            assert (fc["strictly_increasing"] == "True") == (not singular and bool(np.all(np.diff(vals) > 0)))
+    assert (out / "theorem_d1.png").exists() and (out / "theorem_d3.png").exists()
+
+
+# --------------------------------------------------------------------------- time to target
+def test_time_to_target_quick_consistent_with_histories(results):
+    out = results / "time-to-target-quick"
+    prof = ttt_exp.PROFILES["quick"]
+    rows = C.read_csv(out / "time_to_target.csv")
+    assert {(int(r["seed"]), r["method"]) for r in rows} == {(s, m) for s in range(prof["seeds"]) for m in METHODS}
+    approx_runs = C.read_csv(results / "approx-quick" / "runs.csv")
+    for r in rows:
+        seed, method = int(r["seed"]), r["method"]
+        curve = ttt_exp.read_curve(out, seed, method)
+        adam = ttt_exp.read_curve(out, seed, "adam")
+        target = float(r["target_loss"])
+        assert target == adam["loss"][-1]  # the target is Adam's final loss of the same seed
+        np.testing.assert_array_equal(curve["updates"], np.arange(prof["total"] + 1))
+        hit = np.flatnonzero(curve["loss"] <= target)
+        if r["reached"] == "True":
+            k = int(hit[0])
+            assert float(r["steps"]) == k and float(r["seconds"]) == curve["seconds"][k]
+        else:
+            assert hit.size == 0 and math.isinf(float(r["steps"]))
+        if method == "adam":
+            assert r["reached"] == "True" and float(r["steps"]) <= prof["total"]
+        # the same setting in the approx quick profile: identical deterministic run, so its history
+        # (loss at iteration i = after i - 1 updates) is this curve, and the final losses agree
+        a = next(x for x in approx_runs if int(x["seed"]) == seed and x["method"] == method)
+        assert float(a["final_train_loss"]) == curve["loss"][-1] == float(r["final_train_loss"])
+        h = C.read_curve(approx_exp.history_path(results / "approx-quick", a))
+        np.testing.assert_array_equal(h["loss"], curve["loss"][h["iteration"].astype(int) - 1])
+    summary = C.read_csv(out / "summary.csv")
+    for s in summary:
+        mine = [float(r["steps"]) for r in rows if r["method"] == s["method"]]
+        assert float(s["median_steps"]) == np.median(mine)
+        assert int(s["reached"]) == sum(math.isfinite(v) for v in mine)
+
+
+# --------------------------------------------------------------------------- pde
+def test_pde_quick_same_initial_network_and_finite_errors(results):
+    out = results / "pde-quick"
+    runs = C.read_csv(out / "runs.csv")
+    assert {r["loss"] for r in runs if r["part"] == "losses"} == {"ritz", "sobolev", "pinn"}
+    assert all(r["status"] == "completed" and 0 < float(r["rel_l2"]) < 10 for r in runs)
+    same = C.read_csv(out / "same_init.csv")
+    assert same and all(r["same_initial_network"] == "True" for r in same)
+
+
+# --------------------------------------------------------------------------- report
+def test_report_from_quick_results_contains_the_tables(results, tmp_path):
+    output = tmp_path / "REPORT.md"
+    text = report.build_report(results, "quick", output)
+    for exp, name in (("approx-quick", "table1.md"), ("theorem-quick", "theorem.md"),
+                      ("time-to-target-quick", "time_to_target.md"), ("pde-quick", "pde.md")):
+        assert (results / exp / name).read_text().strip() in text
+    # statements generated from the numbers
+    runs = C.read_csv(results / "approx-quick" / "summary.csv")
+    med = {(r["method"], r["metric"]): float(r["median"]) for r in runs}
+    k = int(med[("hrta_0.5", "final_train_loss")] < med[("adam", "final_train_loss")])
+    assert f"HRTA 0.5->1 had a lower median final training loss than Adam in {k} of 1 settings" in text
+    assert "lambda_min increases strictly with s" in text
+    assert "validation/run.py approx" not in text or "Command" in text
+    assert "torch" in text and "cores" in text
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (output.parent / link).resolve().exists(), link
+    assert text.count("![") >= 5
+
+
+def test_report_cli_marks_missing_experiments(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "validation" / "run.py"), "report", "--profile", "quick",
+                           "--results", str(tmp_path / "none"), "--output", str(tmp_path / "R.md")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "R.md").read_text()
+    assert text.count("Not run") == 4
