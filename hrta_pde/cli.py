@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--losses", default="ritz,sobolev,pinn", help="comma separated (default ritz,sobolev,pinn)")
             sp.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default 3)")
         sp.add_argument("--schedule", default=None, help="HRTA stages S:N[:LR], comma separated; S:<=N "
-                        "ends at a plateau (default 0.5:1000,1:3000)")
+                        "ends at a plateau (default 1:1000,1.5:3000)")
         sp.add_argument("--lr", type=_float, default=None, help="Adam learning rate (default 1e-3)")
         sp.add_argument("--reset-optimizer", action="store_true", default=None,
                         help="clear Adam's state at each stage switch")
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--sampler", choices=["random", "uniform", "sobol"], default=None,
                         help="training point sampler (default sobol: scrambled Sobol points)")
         sp.add_argument("--beta", type=_float, default=None,
-                        help="boundary weight (default 500 for ritz, 100 for pinn)")
+                        help="boundary weight (default 100 for ritz and pinn)")
         sp.add_argument("--test-points", type=_positive_int, default=None,
                         help="independent random test points for the errors (default 10000)")
         sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 250)")

@@ -105,3 +105,80 @@ def plot_1d(x: np.ndarray, curves: dict[str, np.ndarray], path, *, title: str = 
         axes[1].set_ylabel("prediction - exact")
         axes[1].grid(True, alpha=0.3)
     return _save(fig, path)
+
+
+def _values(net, problem, pts: np.ndarray):
+    import torch
+
+    p = next(net.parameters())
+    x = torch.as_tensor(pts, dtype=p.dtype, device=p.device)
+    with torch.no_grad():
+        u = net(x)[:, 0].cpu().numpy()
+    exact = problem.u_numpy(pts) if problem.has_exact else None
+    return u, exact
+
+
+def plot_solution(net, problem, path, *, title: str | None = None) -> Path | None:
+    """The solution, the exact solution and the error: lines (1-D), filled triangle plots on a
+    conforming mesh of the domain (2-D), or the three mid-plane slices (3-D). ``None`` for d > 3."""
+    from hrta_pde.export import default_resolution
+    from hrta_pde.mesh import mesh_geometry
+
+    title = title or f"{problem.name}: solution"
+    if problem.dim == 1:
+        mesh = mesh_geometry(problem.geometry, default_resolution(problem))
+        x = np.asarray(mesh.points[:, 0], dtype=float)
+        u, exact = _values(net, problem, x[:, None])
+        curves = {"network u": u} | ({"exact u*": exact} if exact is not None else {})
+        return plot_1d(x, curves, path, title=title, error=None if exact is None else u - exact)
+    if problem.dim == 2:
+        from matplotlib.figure import Figure
+        from matplotlib.tri import Triangulation
+
+        mesh = mesh_geometry(problem.geometry, default_resolution(problem) / 1.5)
+        pts = np.asarray(mesh.points[:, :2], dtype=float)
+        tri = Triangulation(pts[:, 0], pts[:, 1], mesh.cells[0].data)
+        u, exact = _values(net, problem, pts)
+        panels = [("network u", u)] + ([("exact u*", exact), ("error u - u*", u - exact)] if exact is not None else [])
+        fig = Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")
+        for ax, (label, v) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+            im = ax.tripcolor(tri, v, shading="gouraud", cmap="RdBu_r" if label.startswith("error") else "viridis")
+            fig.colorbar(im, ax=ax, shrink=0.85)
+            ax.set_aspect("equal")
+            ax.set_title(label)
+            ax.set_xlabel("x")
+            ax.set_ylabel("y")
+        fig.suptitle(title)
+        return _save(fig, path)
+    if problem.dim == 3:
+        from matplotlib.figure import Figure
+
+        lo, hi = (np.asarray(b, dtype=float) for b in problem.geometry.bbox)
+        mid = 0.5 * (lo + hi)
+        n = 80
+        rows = []
+        for axis, name in ((2, "z"), (1, "y"), (0, "x")):
+            free = [i for i in range(3) if i != axis]
+            a, b = np.meshgrid(np.linspace(lo[free[0]], hi[free[0]], n), np.linspace(lo[free[1]], hi[free[1]], n))
+            pts = np.empty((n * n, 3))
+            pts[:, axis] = mid[axis]
+            pts[:, free[0]], pts[:, free[1]] = a.ravel(), b.ravel()
+            inside = problem.geometry.inside(pts) | problem.geometry.on_boundary(pts)
+            u, exact = _values(net, problem, pts)
+            fields = [("network u", u)] + ([("exact u*", exact), ("error u - u*", u - exact)] if exact is not None else [])
+            rows.append((f"{name} = {mid[axis]:.3g}", free, lo, hi, [(lab, np.where(inside, v, np.nan)) for lab, v in fields]))
+        ncol = len(rows[0][4])
+        fig = Figure(figsize=(4.0 * ncol, 3.6 * 3), layout="constrained")
+        axes = fig.subplots(3, ncol, squeeze=False)
+        for r, (plane, free, lo_, hi_, fields) in enumerate(rows):
+            for c, (label, v) in enumerate(fields):
+                ax = axes[r, c]
+                im = ax.imshow(v.reshape(n, n), origin="lower", extent=(lo_[free[0]], hi_[free[0]], lo_[free[1]], hi_[free[1]]),
+                               cmap="RdBu_r" if label.startswith("error") else "viridis")
+                fig.colorbar(im, ax=ax, shrink=0.85)
+                ax.set_title(f"{label}, slice {plane}")
+                ax.set_xlabel("xyz"[free[0]])
+                ax.set_ylabel("xyz"[free[1]])
+        fig.suptitle(title)
+        return _save(fig, path)
+    return None

@@ -30,7 +30,7 @@ from hrta_pde.train import Hooks, Position, TrainResult, train
 
 #: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
 #: weight a mean of squared boundary residuals.
-DEFAULT_BETA = {"ritz": 500.0, "pinn": 100.0, "sobolev": 0.0, "l2": 0.0}
+DEFAULT_BETA = {"ritz": 100.0, "pinn": 100.0, "sobolev": 0.0, "l2": 0.0}
 
 
 @dataclass
@@ -38,7 +38,9 @@ class SolveConfig:
     """Solver settings (a ``[solver]`` table of a problem file may set any of them)."""
 
     loss: str = "sobolev"
-    schedule: str = "0.5:1000,1:3000"
+    # Relaxation (s = 1 -> 1.5) by default: with phi = ReLU^3 in a deep FNN the homotopy switch
+    # s = 0.5 -> 1 was seen to turn every unit off (a constant network) on the catalog problems.
+    schedule: str = "1:1000,1.5:3000"
     lr: float = 1e-3
     reset_optimizer: bool = False
     plateau_window: int = 500
@@ -233,7 +235,7 @@ def _rng():
 
 def write_run(res: SolveResult, problem, out) -> Path:
     """Write the run folder: problem.toml (reproduces the run), history, metrics, model, plots."""
-    from hrta_pde.plotting import plot_error_history, plot_loss_histories
+    from hrta_pde.plotting import plot_error_history, plot_loss_histories, plot_solution
     from hrta_pde.runio import make_run_dir, write_json
 
     run_dir = make_run_dir(out, "solve")
@@ -244,6 +246,8 @@ def write_run(res: SolveResult, problem, out) -> Path:
     torch.save({"state_dict": res.net.state_dict(), "config": asdict(res.config)}, run_dir / "model.pt")
     plot_loss_histories({res.config.loss: res.history}, run_dir / "loss.png",
                         title=f"{problem.name}: {res.config.loss} loss", terms=True)
+    plot_solution(res.net, problem, run_dir / "solution.png",
+                  title=f"{problem.name}: {res.config.loss} loss, {res.metrics['iterations']} iterations")
     if res.history.evaluations:
         ev = res.history.evaluations
         plot_error_history({"relative L2": (np.array([e["iteration"] for e in ev]), np.array([e["rel_l2"] for e in ev])),

@@ -181,3 +181,12 @@ def test_problem_file_solver_keys_are_the_solver_settings(tmp_path):
     res = solve(builtin_problem("poisson_1d"), small(schedule="1:5"), out=tmp_path / "r", **QUIET)
     again = load_problem(tmp_path / "r" / "problem.toml")  # the run folder reproduces the run
     assert SolveConfig.from_dict(again.solver) == res.config
+
+
+@pytest.mark.parametrize("name", ["poisson_1d", "poisson_annulus", "poisson_3d_cube"])
+def test_run_folder_plots_are_valid_pngs(name, tmp_path):
+    solve(builtin_problem(name), small(schedule="1:10", points=200, test_points=500, eval_every=5),
+          out=tmp_path / "r", **QUIET)
+    for png in ("loss.png", "errors.png", "solution.png"):
+        data = (tmp_path / "r" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
