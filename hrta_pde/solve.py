@@ -285,6 +285,10 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     if not names:
         raise ValueError("no losses given: use e.g. --losses ritz,sobolev,pinn")
     run_dir = make_run_dir(out, "compare") if out is not None else None
+    if run_dir is not None:
+        from hrta_pde.problem import problem_to_toml
+
+        (run_dir / "problem.toml").write_text(problem_to_toml(problem, solver=asdict(cfg)))
     rows, curves = [], {name: [] for name in names}
     for k in range(seeds):
         base = copy.deepcopy(cfg)
