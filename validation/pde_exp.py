@@ -1,0 +1,270 @@
+"""Experiment ``pde``: HRTA on Poisson problems, through ``hrta_pde.solve``.
+
+(a) ``paper``: the paper's PDE example (``builtin_problem("paper_pde")``, a stand-in since the
+    paper's formulas were stripped): the paper's two-layer network (``net="paper"``:
+    ``HomotopyNet``, N(0, 1) weights, NTK scaling), the smooth activation ``phi = relu3``, the
+    Sobolev loss; HRTA 0.5 -> 1 and 1 -> 1.5 against Adam with s = 1 throughout, all with the
+    same number of Adam steps, from the same initial network and points, over several seeds.
+(b) ``losses``: Deep Ritz vs Sobolev vs PINN on catalog problems, each trained with the HRTA
+    schedule and with the single-stage baseline of the same length (a DeepXDE FNN with
+    Glorot-normal initialisation, ``phi = relu3``).
+
+Within one seed every run starts from the same points and the same initial network: the solver's
+``Setup`` is a deterministic function of the seed (not of the loss or schedule). This is checked:
+each row records a hash of the initial parameters, and ``same_init.csv`` says whether all runs of
+a (part, problem, seed) share it.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from validation import common as C
+
+PROFILES = {
+    "quick": {
+        "paper": {"width": 200, "points": 200, "boundary_points": 2, "test_points": 2000, "seeds": 1,
+                  "methods": {"adam": "1:300", "hrta_0.5": "0.5:100,1:200", "hrta_1.5": "1:100,1.5:200"},
+                  "eval_every": 50},
+        "losses": {"problems": ["poisson_1d"], "losses": ["ritz", "sobolev", "pinn"], "width": 32, "depth": 2,
+                   "points": 200, "boundary_points": 50, "test_points": 2000, "seeds": 1,
+                   "methods": {"adam": "1:300", "hrta_0.5": "0.5:100,1:200"}, "eval_every": 50},
+        "workers": 1,
+    },
+    "full": {
+        # The paper's 3000 + 13000 steps scaled by 1/4 (the same proportion), to keep a run near
+        # 1-2 minutes on one core; the paper's width and point count were stripped from its text.
+        "paper": {"width": 1000, "points": 500, "boundary_points": 2, "test_points": 5000, "seeds": 3,
+                  "methods": {"adam": "1:4000", "hrta_0.5": "0.5:750,1:3250", "hrta_1.5": "1:750,1.5:3250"},
+                  "eval_every": 250},
+        "losses": {"problems": ["poisson_1d", "poisson_2d_sin", "poisson_disk", "poisson_lshape",
+                                "poisson_3d_cube", "poisson_neumann_square"],
+                   "losses": ["ritz", "sobolev", "pinn"], "width": 64, "depth": 3, "points": 1000,
+                   "boundary_points": 200, "test_points": 5000, "seeds": 2,
+                   "methods": {"adam": "1:2000", "hrta_0.5": "0.5:500,1:1500"}, "eval_every": 250},
+        "workers": 2,
+    },
+}
+LABELS = {"adam": "Adam (s=1)", "hrta_0.5": "HRTA 0.5->1", "hrta_1.5": "HRTA 1->1.5"}
+METRICS = ("rel_l2", "rel_h1_semi", "max_error", "final_loss", "seconds")
+#: rough seconds per Adam step on one core, to order tasks longest first
+_COST = {"pinn": 3.0, "ritz": 1.0, "sobolev": 1.0}
+
+
+def make_config(task: dict):
+    from hrta_pde.solve import SolveConfig
+
+    return SolveConfig(loss=task["loss"], schedule=task["schedule"], lr=1e-3, net=task["net"],
+                       width=task["width"], depth=task["depth"], phi="relu3", points=task["points"],
+                       boundary_points=task["boundary_points"], sampler="random",
+                       test_points=task["test_points"], eval_every=task["eval_every"],
+                       checkpoint_every=10**9, record_every=10, seed=task["seed"], dtype="float64", device="cpu")
+
+
+def param_hash(net) -> str:
+    h = hashlib.sha256()
+    for name, p in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def task_fn(task: dict) -> dict:
+    from hrta_pde.problem import builtin_problem
+    from hrta_pde.solve import Setup, solve
+
+    problem = builtin_problem(task["problem"])
+    cfg = make_config(task)
+    setup = Setup(problem, cfg)
+    init = param_hash(setup.net)
+    res = solve(problem, cfg, setup=setup, log=lambda *a: None)
+    h = res.history
+    return {**{k: task[k] for k in ("part", "problem", "loss", "method", "schedule", "seed")},
+            **{m: res.metrics.get(m) for m in METRICS}, "status": res.metrics["status"],
+            "iterations": res.metrics["iterations"], "switches": list(h.switches), "init_hash": init,
+            "history": {"iteration": h.column("iteration"), "loss": h.column("loss")},
+            "errors": [(e["iteration"], e["rel_l2"]) for e in h.evaluations]}
+
+
+def tasks_of(prof: dict, seeds: int | None) -> list[dict]:
+    tasks = []
+    a = prof["paper"]
+    for seed in range(seeds or a["seeds"]):
+        for method, sched in a["methods"].items():
+            tasks.append({"part": "paper", "problem": "paper_pde", "loss": "sobolev", "method": method,
+                          "schedule": sched, "seed": seed, "net": "paper", "width": a["width"], "depth": 1,
+                          **{k: a[k] for k in ("points", "boundary_points", "test_points", "eval_every")}})
+    b = prof["losses"]
+    for problem in b["problems"]:
+        for seed in range(seeds or b["seeds"]):
+            for loss in b["losses"]:
+                for method, sched in b["methods"].items():
+                    tasks.append({"part": "losses", "problem": problem, "loss": loss, "method": method,
+                                  "schedule": sched, "seed": seed, "net": "fnn", "width": b["width"],
+                                  "depth": b["depth"],
+                                  **{k: b[k] for k in ("points", "boundary_points", "test_points", "eval_every")}})
+    return tasks
+
+
+def _cost(t: dict) -> float:
+    steps = sum(int(x.split(":")[1]) for x in t["schedule"].split(","))
+    per = (t["width"] / 64.0) ** 2 * 0.2 if t["net"] == "paper" else _COST[t["loss"]] * t["points"] / 1000
+    return steps * per
+
+
+def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int | None = None, log=print) -> dict:
+    prof = PROFILES[profile_name]
+    workers = workers or prof["workers"]
+    (out / "histories").mkdir(parents=True, exist_ok=True)
+    manifest = C.Manifest(out, "pde", profile_name, {
+        "paper": prof["paper"], "losses": prof["losses"], "seeds_override": seeds, "workers": workers,
+        "phi": "relu3", "lr": 1e-3, "sampler": "random", "dtype": "float64"})
+    tasks = sorted(tasks_of(prof, seeds), key=lambda t: -_cost(t))
+    log(f"pde ({profile_name}): {len(tasks)} runs, {workers} worker(s)")
+
+    def on_result(task, r):
+        hist = r.pop("history")
+        errs = r.pop("errors")
+        stem = f"{r['part']}_{r['problem']}_{r['loss']}_{r['method']}_seed{r['seed']}"
+        C.write_curve(out / "histories" / f"{stem}_loss.csv.gz", ["iteration", "loss"],
+                      zip(hist["iteration"], hist["loss"]))
+        C.write_curve(out / "histories" / f"{stem}_errors.csv.gz", ["iteration", "rel_l2"], errs)
+
+    rows = C.run_tasks(task_fn, tasks, workers, on_result=on_result, log=log)
+    rows.sort(key=lambda r: (r["part"], r["problem"], r["loss"], r["method"], r["seed"]))
+    C.write_csv(out / "runs.csv", rows, RUN_COLUMNS)
+    same = same_init(rows)
+    C.write_csv(out / "same_init.csv", same, ["part", "problem", "seed", "runs", "same_initial_network"])
+    summary = summarize(rows)
+    C.write_csv(out / "summary.csv", summary, ["part", "problem", "loss", "method", "metric", "n", "median",
+                                               "min", "max"])
+    C.write_text(out / "pde.md", markdown(summary, prof, seeds))
+    figures = plot(out, rows, prof)
+    manifest.finish(figures=[p.name for p in figures],
+                    failed_runs=sum(r["status"] != "completed" for r in rows))
+    log((out / "pde.md").read_text())
+    return {"rows": rows, "summary": summary, "figures": figures, "same_init": same}
+
+
+RUN_COLUMNS = ["part", "problem", "loss", "method", "schedule", "seed", "rel_l2", "rel_h1_semi", "max_error",
+               "final_loss", "seconds", "iterations", "switches", "status", "init_hash"]
+
+
+def same_init(rows: list[dict]) -> list[dict]:
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["part"], r["problem"], r["seed"]), set()).add(r["init_hash"])
+    return [{"part": k[0], "problem": k[1], "seed": k[2],
+             "runs": sum((r["part"], r["problem"], r["seed"]) == k for r in rows),
+             "same_initial_network": len(v) == 1} for k, v in sorted(groups.items())]
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    keys = sorted({(r["part"], r["problem"], r["loss"], r["method"]) for r in rows})
+    out = []
+    for k in keys:
+        mine = [r for r in rows if (r["part"], r["problem"], r["loss"], r["method"]) == k]
+        for metric in METRICS:
+            med, lo, hi, n = C.med_min_max(r[metric] for r in mine)
+            out.append({"part": k[0], "problem": k[1], "loss": k[2], "method": k[3], "metric": metric, "n": n,
+                        "median": med, "min": lo, "max": hi})
+    return out
+
+
+def lookup(summary, part, problem, loss, method, metric):
+    for s in summary:
+        if (s["part"], s["problem"], s["loss"], s["method"], s["metric"]) == (part, problem, loss, method, metric):
+            return s
+    return None
+
+
+def _cell(s) -> str:
+    if s is None or int(s["n"]) == 0:
+        return "n/a"
+    return f"{C.fmt(float(s['median']))} [{C.fmt(float(s['min']))}, {C.fmt(float(s['max']))}]"
+
+
+def _seconds(s) -> str:
+    return "n/a" if s is None or int(s["n"]) == 0 else f"{float(s['median']):.1f}"
+
+
+def markdown(summary: list[dict], prof: dict, seeds: int | None) -> str:
+    a, b = prof["paper"], prof["losses"]
+    parts = []
+    header = ["method", "schedule", "relative L2", "relative H1 seminorm", "max error", "final Sobolev loss",
+              "seconds"]
+    rows = [[LABELS[m], sched] + [_cell(lookup(summary, "paper", "paper_pde", "sobolev", m, k)) for k in
+                                  ("rel_l2", "rel_h1_semi", "max_error", "final_loss")]
+            + [_seconds(lookup(summary, "paper", "paper_pde", "sobolev", m, "seconds"))]
+            for m, sched in a["methods"].items()]
+    parts.append(f"#### (a) paper_pde: Sobolev loss, paper network (width {a['width']}, 1 hidden layer), "
+                 f"phi = relu3, {a['points']} points; median [min, max] over {seeds or a['seeds']} seeds\n\n"
+                 + C.markdown_table(header, rows))
+    for metric, title in (("rel_l2", "relative L2 error"), ("rel_h1_semi", "relative H1 seminorm error")):
+        cols = [(loss, m) for loss in b["losses"] for m in b["methods"]]
+        header = ["problem"] + [f"{loss}, {LABELS[m]}" for loss, m in cols]
+        rows = [[p] + [_cell(lookup(summary, "losses", p, loss, m, metric)) for loss, m in cols]
+                for p in b["problems"]]
+        parts.append(f"#### (b) {title}: Ritz vs Sobolev vs PINN (FNN {b['depth']} x {b['width']}, relu3, "
+                     f"{b['points']} interior / {b['boundary_points']} boundary points; HRTA "
+                     f"{b['methods'].get('hrta_0.5')} vs Adam {b['methods']['adam']}); median [min, max] over "
+                     f"{seeds or b['seeds']} seeds\n\n" + C.markdown_table(header, rows))
+    return "\n\n".join(parts)
+
+
+def _curves(out: Path, rows, part, problem, loss, method, kind):
+    mine = [r for r in rows if (r["part"], r["problem"], r["loss"], r["method"]) == (part, problem, loss, method)]
+    cs = [C.read_curve(out / "histories" / f"{part}_{problem}_{loss}_{method}_seed{r['seed']}_{kind}.csv.gz")
+          for r in mine]
+    if not cs:
+        return None, None
+    n = min(len(c["iteration"]) for c in cs)
+    col = "loss" if kind == "loss" else "rel_l2"
+    return cs[0]["iteration"][:n], np.array([c[col][:n] for c in cs])
+
+
+def plot(out: Path, rows: list[dict], prof: dict) -> list[Path]:
+    paths = []
+    a, b = prof["paper"], prof["losses"]
+    fig, axes = C.figure(1, 2)
+    for m in a["methods"]:
+        x, y = _curves(out, rows, "paper", "paper_pde", "sobolev", m, "loss")
+        if x is not None:
+            C.band_plot(axes[0, 0], x, y, LABELS[m])
+        x, y = _curves(out, rows, "paper", "paper_pde", "sobolev", m, "errors")
+        if x is not None:
+            C.band_plot(axes[0, 1], x, y, LABELS[m])
+    axes[0, 0].set_ylabel("Sobolev training loss")
+    axes[0, 1].set_ylabel("relative L2 error (test points)")
+    for ax in axes[0]:
+        ax.set_xlabel("Adam iteration")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("paper_pde: median over seeds, shaded min-max", fontsize=10)
+    paths.append(C.save_figure(fig, out / "pde_paper.png"))
+    probs = b["problems"]
+    ncols = min(3, len(probs))
+    nrows = math.ceil(len(probs) / ncols)
+    fig, axes = C.figure(nrows, ncols, size=(5.0, 3.6))
+    styles = {"adam": "--", "hrta_0.5": "-", "hrta_1.5": ":"}
+    for i, p in enumerate(probs):
+        ax = axes[i // ncols, i % ncols]
+        for j, loss in enumerate(b["losses"]):
+            for m in b["methods"]:
+                x, y = _curves(out, rows, "losses", p, loss, m, "errors")
+                if x is not None:
+                    ax.plot(x, np.median(y, axis=0), ls=styles[m], color=f"C{j}", lw=1.2, label=f"{loss}, {LABELS[m]}")
+        ax.set_yscale("log")
+        ax.set_title(p, fontsize=9)
+        ax.set_xlabel("Adam iteration")
+        ax.set_ylabel("relative L2 (median)")
+        ax.grid(True, alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=6)
+    for k in range(len(probs), nrows * ncols):
+        axes[k // ncols, k % ncols].set_visible(False)
+    paths.append(C.save_figure(fig, out / "pde_losses.png"))
+    return paths
