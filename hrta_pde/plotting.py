@@ -34,6 +34,7 @@ def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Tr
     """
     fig, ax = _figure()
     negative = False
+    scale = 0.0
     colors = {}
     for k, (label, hist) in enumerate(histories.items()):
         if not hist.rows:
@@ -41,6 +42,8 @@ def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Tr
         it = np.asarray(hist.column("iteration"))
         loss = np.asarray(hist.column("loss"), dtype=float)
         negative |= bool(np.nanmin(loss) <= 0)
+        finite = np.abs(loss[np.isfinite(loss)])
+        scale = max(scale, float(np.median(finite)) if finite.size else 0.0)
         (line,) = ax.plot(it, loss, lw=1.2, label=label)
         colors[label] = line.get_color()
         if terms and len(hist.term_names) > 1:
@@ -50,7 +53,8 @@ def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Tr
         for sw in hist.switches:
             ax.axvline(sw, color=line.get_color(), ls=":", lw=1.0)
     if negative:
-        ax.set_yscale("symlog", linthresh=1e-6)
+        # linear within a few decades below the typical |loss|, logarithmic beyond
+        ax.set_yscale("symlog", linthresh=max(1e-12, 1e-3 * scale))
     else:
         ax.set_yscale("log")
     ax.set_xlabel("iteration")
