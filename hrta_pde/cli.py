@@ -191,7 +191,7 @@ def _cmd_solve(args) -> int:
     if args.export:
         from hrta_pde.export import check_export_targets
 
-        check_export_targets(args.export, problem)
+        check_export_targets(args.export, problem, args.resolution)
     reference = _reference(args, problem)
     res = solve(problem, cfg, out=out, progress=not args.quiet, resume=resume, reference=reference)
     print(f"{problem.name}: {cfg.loss} loss, schedule {cfg.schedule}, {res.metrics['iterations']} iterations")
@@ -238,7 +238,7 @@ def _cmd_export(args) -> int:
     targets = args.to or [str(Path(args.run_dir) / ("solution.vtu" if problem.dim <= 3 else "solution.csv"))]
     from hrta_pde.export import check_export_targets
 
-    check_export_targets(targets, problem)
+    check_export_targets(targets, problem, args.resolution)
     import json
 
     metrics_file = Path(args.run_dir) / "metrics.json"

@@ -16,8 +16,14 @@ from hrta_pde.mesh import MeshError, mesh_geometry, write_mesh, write_points_csv
 MESH_SUFFIXES = (".vtu", ".xdmf", ".xmf", ".vtk", ".msh", ".mesh", ".med", ".ply", ".stl", ".off", ".obj")
 
 
-def check_export_targets(targets, problem) -> None:
+def check_resolution(h) -> None:
+    if h is not None and not (isinstance(h, (int, float)) and math.isfinite(h) and h > 0):
+        raise MeshError(f"resolution h={h!r} must be a positive number (a mesh size)")
+
+
+def check_export_targets(targets, problem, h=None) -> None:
     """Refuse bad export targets before any training (one line naming the file and the fix)."""
+    check_resolution(h)
     for target in targets:
         suffix = Path(target).suffix.lower()
         if suffix == ".csv":
@@ -75,9 +81,8 @@ def export_solution(net, problem, target, *, h: float | None = None, metrics: di
         x = problem.sample_interior(n_csv, generator=gen, sampler="random", dtype=p.dtype,
                                     device=p.device).detach().cpu().numpy()
         return write_points_csv(x, target, point_fields(net, problem, x))
+    check_resolution(h)
     h = default_resolution(problem) if h is None else h
-    if not (isinstance(h, (int, float)) and math.isfinite(h) and h > 0):
-        raise MeshError(f"resolution h={h!r} must be a positive number (a mesh size)")
     mesh = mesh_geometry(problem.geometry, h)
     fields = point_fields(net, problem, np.asarray(mesh.points[:, :problem.dim], dtype=float))
     field_data = None

@@ -137,6 +137,7 @@ def test_export_vtu_values_equal_predictions(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["poisson_1d", "--export", "u.foo"], "unknown suffix"),
+    (["poisson_1d", "--export", "u.vtu", "--resolution", "-1"], "positive number"),
     (["poisson_10d", "--export", "u.vtu"], "csv"),
     (["poisson_1d", "--loss", "sobol"], "unknown loss"),
     (["poisson_1d", "--loss", "pinn", "--phi", "relu"], "second derivatives"),
