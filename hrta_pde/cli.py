@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--losses", default="ritz,sobolev,pinn", help="comma separated (default ritz,sobolev,pinn)")
             sp.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default 3)")
         sp.add_argument("--schedule", default=None, help="HRTA stages S:N[:LR], comma separated; S:<=N "
-                        "ends at a plateau (default 1:1000,1.5:3000)")
+                        "ends at a plateau (default: 1:1000,1.5:3000 for sobolev and l2, 1:4000 for ritz and pinn)")
         sp.add_argument("--lr", type=_float, default=None, help="Adam learning rate (default 1e-3)")
         sp.add_argument("--reset-optimizer", action="store_true", default=None,
                         help="clear Adam's state at each stage switch")
@@ -194,7 +194,8 @@ def _cmd_solve(args) -> int:
         check_export_targets(args.export, problem, args.resolution)
     reference = _reference(args, problem)
     res = solve(problem, cfg, out=out, progress=not args.quiet, resume=resume, reference=reference)
-    print(f"{problem.name}: {cfg.loss} loss, schedule {cfg.schedule}, {res.metrics['iterations']} iterations")
+    print(f"{problem.name}: {res.config.loss} loss, schedule {res.config.schedule}, "
+          f"{res.metrics['iterations']} iterations")
     if res.metrics["status"] == "interrupted":
         print(res.metrics["message"], file=sys.stderr)
         return 130

@@ -28,6 +28,13 @@ from hrta_pde.networks import HomotopyNet, homotopy_fnn
 from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
 from hrta_pde.train import Hooks, Position, TrainResult, train
 
+#: Default schedules. Relaxation (s = 1 -> 1.5) for the supervised losses: with phi = ReLU^3 in a
+#: deep FNN the homotopy switch s = 0.5 -> 1 was seen to turn every unit off (a constant network)
+#: on the catalog problems. One stage for Ritz and PINN: any switch of s (even 1 -> 1.2) made their
+#: error jump by one to two orders of magnitude on the 2-D sin*sin problem, without recovering
+#: within the budget (benchmarks/README.md). Pass a schedule to use HRTA with them.
+DEFAULT_SCHEDULE = {"sobolev": "1:1000,1.5:3000", "l2": "1:1000,1.5:3000", "ritz": "1:4000", "pinn": "1:4000"}
+
 #: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
 #: weight a mean of squared boundary residuals.
 DEFAULT_BETA = {"ritz": 100.0, "pinn": 100.0, "sobolev": 0.0, "l2": 0.0}
@@ -38,9 +45,7 @@ class SolveConfig:
     """Solver settings (a ``[solver]`` table of a problem file may set any of them)."""
 
     loss: str = "sobolev"
-    # Relaxation (s = 1 -> 1.5) by default: with phi = ReLU^3 in a deep FNN the homotopy switch
-    # s = 0.5 -> 1 was seen to turn every unit off (a constant network) on the catalog problems.
-    schedule: str = "1:1000,1.5:3000"
+    schedule: str | None = None  # None: DEFAULT_SCHEDULE[loss]
     lr: float = 1e-3
     reset_optimizer: bool = False
     plateau_window: int = 500
@@ -77,8 +82,14 @@ class SolveConfig:
         resolve_dtype(self.dtype)
         self.make_schedule()
 
+    def resolved_schedule(self) -> str:
+        """The schedule text: the one given, else the default of the loss."""
+        if self.schedule is not None:
+            return self.schedule
+        return DEFAULT_SCHEDULE.get(str(self.loss).strip().lower(), DEFAULT_SCHEDULE["sobolev"])
+
     def make_schedule(self) -> Schedule:
-        return parse_schedule(self.schedule, self.lr, PlateauRule(self.plateau_window, self.plateau_threshold),
+        return parse_schedule(self.resolved_schedule(), self.lr, PlateauRule(self.plateau_window, self.plateau_threshold),
                               self.reset_optimizer)
 
     @classmethod
@@ -142,7 +153,6 @@ class Setup:
         self.net = build_network(cfg, problem.dim, gen, self.dtype, self.device)
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
         self.context = LossContext(problem, self.x, self.boundary, beta=beta)
-        self.schedule = cfg.make_schedule()
 
     def points_state(self) -> dict:
         b = self.boundary
@@ -167,11 +177,14 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
 
     setup = setup or Setup(problem, cfg, points=resume.get("points") if resume else None)
     loss_name = check_loss(cfg.loss, problem, cfg.phi)
+    cfg = copy.copy(cfg)
+    cfg.schedule = cfg.resolved_schedule()  # the run folder records the schedule actually run
+    schedule = cfg.make_schedule()
     run_dir = make_run_dir(out, "solve") if out is not None else None
     if run_dir is not None:
         (run_dir / "problem.toml").write_text(problem_to_toml(problem, solver=asdict(cfg)))
     net = copy.deepcopy(setup.net)
-    optimizer = make_adam(net.parameters(), setup.schedule.stage_lr(0))
+    optimizer = make_adam(net.parameters(), schedule.stage_lr(0))
     history, position = History(), Position()
     if resume is not None:
         net.load_state_dict(resume["net"])
@@ -201,7 +214,7 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
             return stop
 
         t0 = time.perf_counter()
-        result = train(net, lambda: loss_fn(net, context), setup.schedule, optimizer=optimizer,
+        result = train(net, lambda: loss_fn(net, context), schedule, optimizer=optimizer,
                        history=history, position=position, record_every=cfg.record_every,
                        progress=progress, hooks=Hooks(after_step=after_step, every=1), description=loss_name)
         seconds = time.perf_counter() - t0
