@@ -23,6 +23,7 @@ from hrta_pde._backend import import_deepxde
 from hrta_pde.history import History
 from hrta_pde.networks import set_s
 from hrta_pde.schedule import PlateauDetector, Schedule
+from hrta_pde.train import NonFiniteLossWarning
 
 dde = import_deepxde()
 
@@ -116,7 +117,7 @@ class HRTACallback(dde.callbacks.Callback):
             self.message = (f"the loss became {loss} at iteration {self.iteration} (stage {self.stage + 1}, "
                             f"s={st.s:g}); training stopped and the parameters were restored to "
                             f"iteration {self.iteration - 1}, the last with a finite loss")
-            warnings.warn(self.message, RuntimeWarning, stacklevel=2)
+            warnings.warn(self.message, NonFiniteLossWarning, stacklevel=2)
             self.model.stop_training = True
             return
         ended = self.stage_iteration >= st.iterations or (

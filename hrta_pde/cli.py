@@ -333,9 +333,14 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        import warnings
+
         import torch
 
         import hrta_pde  # noqa: F401  (selects the backend; raises BackendError if another is active)
+        from hrta_pde.train import NonFiniteLossWarning
+
+        warnings.filterwarnings("ignore", category=NonFiniteLossWarning)  # the commands print it
 
         if getattr(args, "threads", None):
             torch.set_num_threads(args.threads)

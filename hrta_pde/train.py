@@ -31,6 +31,10 @@ from hrta_pde.schedule import PlateauDetector, Schedule
 LossTerms = Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor
 
 
+class NonFiniteLossWarning(RuntimeWarning):
+    """Training stopped on a NaN or infinite loss (the message says where)."""
+
+
 @dataclass
 class Position:
     """Where a run is in its schedule (plain data, saved in checkpoints)."""
@@ -183,12 +187,14 @@ def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Sche
                     hist.append(iteration, pos.stage + 1, stage.s, lr, loss, numbers[1:],
                                 pos.elapsed + time.perf_counter() - t_start)
                     result.status = "nonfinite"
+                    kept = (f"the parameters were restored to those of iteration {iteration - 1}, the last "
+                            "with a finite loss" if iteration > 1 else
+                            "the initial parameters were kept (no finite loss was reached)")
                     result.message = (
                         f"the loss became {loss} at iteration {iteration} (stage {pos.stage + 1}, "
-                        f"s={stage.s:g}, lr={lr:g}); training stopped and the parameters were "
-                        f"restored to iteration {iteration - 1}, the last with a finite loss: "
+                        f"s={stage.s:g}, lr={lr:g}); training stopped and {kept}: "
                         "lower the learning rate or check the problem data")
-                    warnings.warn(result.message, RuntimeWarning, stacklevel=2)
+                    warnings.warn(result.message, NonFiniteLossWarning, stacklevel=2)
                     return result
                 with torch.no_grad():
                     torch._foreach_copy_(snapshot, params)

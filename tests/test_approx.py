@@ -91,3 +91,15 @@ def test_cli_small_run(tmp_path):
                    "--test-points", "50", "--out", str(tmp_path / "r"), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "test rel L2" in proc.stdout and "hrta" in proc.stdout and "metrics.json" in proc.stdout
+
+
+def test_nonfinite_loss_in_cli_is_reported_and_outputs_are_written(tmp_path, capsys):
+    code = main(["approx", "--dtype", "float32", "--target", "exp(100*x)", "--width", "10",
+                 "--hrta", "0.5:5,1:5", "--baseline", "1:10", "--test-points", "20",
+                 "--out", str(tmp_path / "r"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "the loss became inf at iteration 1 (stage 1, s=0.5" in out
+    for name in ("history_hrta.csv", "metrics.json", "model_hrta.pt", "loss.png"):
+        assert (tmp_path / "r" / name).exists()
+    assert History.read_csv(tmp_path / "r" / "history_hrta.csv").column("iteration") == [1]
