@@ -46,7 +46,7 @@ def main(argv=None):
         sec = time.perf_counter() - t
         m = res.metrics
         ok = m["rel_l2"] <= TARGETS[loss] and sec <= 120
-        print(f"| {loss} | {cfg.schedule} | {cfg.lr:g} | {m['rel_l2']:.2e} | {m['rel_h1_semi']:.2e} | "
+        print(f"| {loss} | {res.config.schedule} | {cfg.lr:g} | {m['rel_l2']:.2e} | {m['rel_h1_semi']:.2e} | "
               f"{sec:.0f} | {TARGETS[loss]:g} in 120 s | {'yes' if ok else 'no'} |", flush=True)
 
 
