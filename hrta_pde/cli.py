@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--loss", default=None, help="ritz, sobolev, pinn or l2 (default: the problem "
                             "file's [solver] loss, else sobolev)")
             sp.add_argument("--export", action="append", default=[], metavar="FILE",
-                            help="also write the solution as a mesh file (.vtu, .xdmf, ...), or .csv; repeatable")
+                            help="also write the solution as a mesh file (.vtu, .xdmf, ...), or .csv (d > 3); "
+                            "a bare file name goes into the run folder; repeatable")
             sp.add_argument("--resolution", type=_float, default=None,
                             help="mesh size h for --export (default: domain diameter / 40)")
             sp.add_argument("--resume", default=None, metavar="RUN_DIR",
