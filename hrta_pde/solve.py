@@ -314,6 +314,9 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
             row = {"loss": name, "seed": c.seed, **{m: res.metrics.get(m) for m in
                    ("rel_l2", "rel_h1_semi", "max_error", "seconds", "iterations", "status")}}
             rows.append(row)
+            if run_dir is not None:
+                res.history.to_csv(run_dir / f"history_{name}_seed{c.seed}.csv")
+                res.history.evaluations_to_csv(run_dir / f"errors_{name}_seed{c.seed}.csv")
             ev = res.history.evaluations
             curves[name].append(([e["iteration"] for e in ev], [e["rel_l2"] for e in ev]))
             log(f"seed {c.seed} {name:<8} rel L2 {row['rel_l2']:.3e}  rel H1 {row['rel_h1_semi']:.3e}  "

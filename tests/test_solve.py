@@ -157,7 +157,8 @@ def test_compare_same_start_and_table(tmp_path):
     assert {r["loss"] for r in report["rows"]} == {"sobolev", "l2"} and len(report["rows"]) == 4
     s = report["summary"]["sobolev"]["rel_l2"]
     assert s["min"] <= s["median"] <= s["max"]
-    for name in ("compare.csv", "summary.json", "errors.png"):
+    for name in ("compare.csv", "summary.json", "errors.png", "problem.toml", "history_l2_seed1.csv",
+                 "errors_sobolev_seed0.csv"):
         assert (tmp_path / "c" / name).stat().st_size > 0
 
 
