@@ -28,15 +28,17 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--hard-bc", action="store_true", help="impose the Dirichlet data exactly")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     problem = builtin_problem(args.problem)
     print(f"# {problem.name}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"# hard_bc={args.hard_bc}")
     print("| loss | schedule | lr | relative L2 | relative H1 seminorm | time [s] | target rel. L2 | met |")
     print("|---|---|---|---|---|---|---|---|")
     for loss in args.losses.split(","):
-        cfg = SolveConfig(loss=loss, device="cpu", seed=args.seed)
+        cfg = SolveConfig(loss=loss, device="cpu", seed=args.seed, hard_bc=args.hard_bc)
         if args.schedule:
             cfg.schedule = args.schedule
         if args.lr:

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--losses", default="ritz,sobolev,pinn", help="comma separated (default ritz,sobolev,pinn)")
             sp.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default 3)")
         sp.add_argument("--schedule", default=None, help="HRTA stages S:N[:LR], comma separated; S:<=N "
-                        "ends at a plateau (default: 1:1000,1.5:3000 for sobolev and l2, 1:4000 for ritz and pinn)")
+                        "ends at a plateau (default: 1:1000,1.5:5000 for sobolev and l2, 1:4000 for ritz and pinn)")
         sp.add_argument("--lr", type=_float, default=None, help="Adam learning rate (default 1e-3)")
         sp.add_argument("--reset-optimizer", action="store_true", default=None,
                         help="clear Adam's state at each stage switch")
@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training point sampler (default sobol: scrambled Sobol points)")
         sp.add_argument("--beta", type=_float, default=None,
                         help="boundary weight (default 100 for ritz and pinn)")
+        sp.add_argument("--hard-bc", action="store_true", default=None,
+                        help="impose the Dirichlet data exactly, u = g + phi*N (intervals, boxes, balls), "
+                        "instead of the boundary penalty")
         sp.add_argument("--test-points", type=_positive_int, default=None,
                         help="independent random test points for the errors (default 10000)")
         sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 250)")
@@ -143,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _SOLVER_FLAGS = ("loss", "schedule", "lr", "reset_optimizer", "net", "width", "depth", "phi", "points",
-                 "boundary_points", "sampler", "beta", "test_points", "eval_every", "seed", "dtype", "device")
+                 "boundary_points", "sampler", "beta", "hard_bc", "test_points", "eval_every", "seed", "dtype",
+                 "device")
 
 
 def _solver_config(args, problem):

@@ -33,7 +33,7 @@ from hrta_pde.train import Hooks, Position, TrainResult, train
 #: on the catalog problems. One stage for Ritz and PINN: any switch of s (even 1 -> 1.2) made their
 #: error jump by one to two orders of magnitude on the 2-D sin*sin problem, without recovering
 #: within the budget (benchmarks/README.md). Pass a schedule to use HRTA with them.
-DEFAULT_SCHEDULE = {"sobolev": "1:1000,1.5:3000", "l2": "1:1000,1.5:3000", "ritz": "1:4000", "pinn": "1:4000"}
+DEFAULT_SCHEDULE = {"sobolev": "1:1000,1.5:5000", "l2": "1:1000,1.5:5000", "ritz": "1:4000", "pinn": "1:4000"}
 
 #: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
 #: weight a mean of squared boundary residuals.
@@ -61,6 +61,7 @@ class SolveConfig:
     test_points: int = 10000
     eval_every: int = 250
     checkpoint_every: int = 1000
+    hard_bc: bool = False  # impose Dirichlet data exactly: u = g + phi * N (boxes and balls)
     record_every: int = 10
     seed: int = 0
     dtype: str = "float64"
@@ -116,6 +117,40 @@ def build_network(cfg: SolveConfig, dim: int, generator: torch.Generator, dtype,
     return net.to(device)
 
 
+def hard_dirichlet_transform(problem):
+    """``(x, N) -> g(x) + phi(x) N(x)``: Dirichlet data imposed exactly.
+
+    ``phi`` vanishes exactly on the boundary and is positive inside, scaled to at most 1:
+    ``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2`` on a box and ``1 - |x - c|^2 / r^2`` on a
+    ball. ``g`` is the Dirichlet expression evaluated inside the domain too (any extension of the
+    boundary data works). Other domains and non-Dirichlet problems are refused.
+    """
+    from hrta_pde.problem import _Ball, _Box
+
+    shape = problem.shape
+    if problem.boundary_kind != "dirichlet" or not isinstance(shape, (_Box, _Ball)):
+        raise ValueError(f"hard_bc needs a Dirichlet problem on an interval, box or ball; {problem.name!r} is "
+                         f"a {problem.boundary_kind} problem on a {problem.spec['domain'].get('type')}: "
+                         "drop --hard-bc (the boundary penalty works everywhere)")
+    if isinstance(shape, _Box):
+        lo, hi = shape.lo.copy(), shape.hi.copy()
+
+        def phi(x):
+            a, b = torch.as_tensor(lo, dtype=x.dtype, device=x.device), torch.as_tensor(hi, dtype=x.dtype, device=x.device)
+            return torch.prod((x - a) * (b - x) / ((b - a) / 2) ** 2, dim=1)
+    else:
+        c, r = shape.center.copy(), shape.radius
+
+        def phi(x):
+            cc = torch.as_tensor(c, dtype=x.dtype, device=x.device)
+            return 1.0 - ((x - cc) ** 2).sum(dim=1) / r**2
+
+    def transform(x, out):
+        return problem.g_torch(x)[:, None] + phi(x)[:, None] * out
+
+    return transform
+
+
 @dataclass
 class SolveResult:
     net: torch.nn.Module
@@ -151,6 +186,8 @@ class Setup:
         self.x_test = problem.sample_interior(cfg.test_points, generator=test_gen, sampler="random",
                                               dtype=self.dtype, device=self.device)
         self.net = build_network(cfg, problem.dim, gen, self.dtype, self.device)
+        if cfg.hard_bc:
+            self.net.apply_output_transform(hard_dirichlet_transform(problem))
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
         self.context = LossContext(problem, self.x, self.boundary, beta=beta)
 
@@ -369,4 +406,6 @@ def load_run(run_dir) -> tuple:
     dtype = resolve_dtype(cfg.dtype)
     net = build_network(cfg, problem.dim, torch.Generator().manual_seed(cfg.seed), dtype, torch.device("cpu"))
     net.load_state_dict(ck["net"])
+    if cfg.hard_bc:
+        net.apply_output_transform(hard_dirichlet_transform(problem))
     return problem, cfg, net, ck

@@ -192,3 +192,19 @@ def test_run_folder_plots_are_valid_pngs(name, tmp_path):
     for png in ("loss.png", "errors.png", "solution.png"):
         data = (tmp_path / "r" / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
+
+
+@pytest.mark.parametrize("name", ["poisson_1d", "poisson_2d_sin", "poisson_disk"])
+def test_hard_bc_imposes_dirichlet_data_exactly(name):
+    problem = builtin_problem(name)
+    res = solve(problem, small(loss="ritz", schedule="1:30", hard_bc=True), **QUIET)
+    b = problem.sample_boundary(200, generator=torch.Generator().manual_seed(3), sampler="random",
+                                dtype=torch.float64, device="cpu")
+    with torch.no_grad():
+        u = res.net(b.x)[:, 0]
+    torch.testing.assert_close(u, problem.g_torch(b.x), rtol=0, atol=1e-12)
+
+
+def test_hard_bc_refused_where_it_cannot_apply(capsys):
+    assert main(["solve", "poisson_lshape", "--hard-bc", "--quiet"]) == 2
+    assert "hard_bc needs" in capsys.readouterr().err
