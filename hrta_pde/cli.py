@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training point sampler (default sobol: scrambled Sobol points)")
         sp.add_argument("--beta", type=_float, default=None,
                         help="boundary weight (default 100 for ritz and pinn)")
-        sp.add_argument("--hard-bc", action="store_true", default=None,
-                        help="impose the Dirichlet data exactly, u = g + phi*N (intervals, boxes, balls), "
-                        "instead of the boundary penalty")
+        sp.add_argument("--hard-bc", action=argparse.BooleanOptionalAction, default=None,
+                        help="impose the Dirichlet data exactly, u = g + phi*N, instead of the boundary "
+                        "penalty (intervals, boxes and balls; default off)")
         sp.add_argument("--test-points", type=_positive_int, default=None,
                         help="independent random test points for the errors (default 10000)")
         sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 250)")

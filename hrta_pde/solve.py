@@ -61,7 +61,9 @@ class SolveConfig:
     test_points: int = 10000
     eval_every: int = 250
     checkpoint_every: int = 1000
-    hard_bc: bool = False  # impose Dirichlet data exactly: u = g + phi * N (boxes and balls)
+    # Impose Dirichlet data exactly, u = g + phi * N (intervals, boxes, balls). Off by default: with
+    # the Ritz loss and few points it was seen to overfit the quadrature (1-D, 400 points).
+    hard_bc: bool = False
     record_every: int = 10
     seed: int = 0
     dtype: str = "float64"
@@ -115,6 +117,13 @@ def build_network(cfg: SolveConfig, dim: int, generator: torch.Generator, dtype,
             net = homotopy_fnn([dim] + [cfg.width] * cfg.depth + [1], cfg.phi, 1.0)
         net = net.to(dtype)
     return net.to(device)
+
+
+def hard_bc_applicable(problem) -> bool:
+    """Whether :func:`hard_dirichlet_transform` applies: Dirichlet data on an interval, box or ball."""
+    from hrta_pde.problem import _Ball, _Box
+
+    return problem.boundary_kind == "dirichlet" and isinstance(problem.shape, (_Box, _Ball))
 
 
 def hard_dirichlet_transform(problem):
@@ -186,7 +195,8 @@ class Setup:
         self.x_test = problem.sample_interior(cfg.test_points, generator=test_gen, sampler="random",
                                               dtype=self.dtype, device=self.device)
         self.net = build_network(cfg, problem.dim, gen, self.dtype, self.device)
-        if cfg.hard_bc:
+        self.hard_bc = bool(cfg.hard_bc)
+        if self.hard_bc:
             self.net.apply_output_transform(hard_dirichlet_transform(problem))
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
         self.context = LossContext(problem, self.x, self.boundary, beta=beta)
@@ -215,7 +225,8 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
     setup = setup or Setup(problem, cfg, points=resume.get("points") if resume else None)
     loss_name = check_loss(cfg.loss, problem, cfg.phi)
     cfg = copy.copy(cfg)
-    cfg.schedule = cfg.resolved_schedule()  # the run folder records the schedule actually run
+    cfg.schedule = cfg.resolved_schedule()  # the run folder records the settings actually run
+    cfg.hard_bc = setup.hard_bc
     schedule = cfg.make_schedule()
     run_dir = make_run_dir(out, "solve") if out is not None else None
     if run_dir is not None:
