@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hrta_pde._backend import resolve_device, resolve_dtype
-from hrta_pde.activation import check_s, get_phi
+from hrta_pde.activation import get_phi
 from hrta_pde.history import History
 from hrta_pde.losses import LOSS_FUNCTIONS, LossContext, check_loss
 from hrta_pde.metrics import evaluate

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrta_pde.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hrta_pde.checkpoint import load_checkpoint, save_checkpoint
 from hrta_pde.cli import main
 from hrta_pde.problem import builtin_problem
 from hrta_pde.solve import SolveConfig, compare, load_run, solve
