@@ -34,11 +34,11 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     problem = builtin_problem(args.problem)
     print(f"# {problem.name}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"# hard_bc={args.hard_bc}")
+    print(f"# hard_bc={True if args.hard_bc else 'default'}")
     print("| loss | schedule | lr | relative L2 | relative H1 seminorm | time [s] | target rel. L2 | met |")
     print("|---|---|---|---|---|---|---|---|")
     for loss in args.losses.split(","):
-        cfg = SolveConfig(loss=loss, device="cpu", seed=args.seed, hard_bc=args.hard_bc)
+        cfg = SolveConfig(loss=loss, device="cpu", seed=args.seed, hard_bc=True if args.hard_bc else None)
         if args.schedule:
             cfg.schedule = args.schedule
         if args.lr:

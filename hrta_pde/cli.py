@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--losses", default="ritz,sobolev,pinn", help="comma separated (default ritz,sobolev,pinn)")
             sp.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default 3)")
         sp.add_argument("--schedule", default=None, help="HRTA stages S:N[:LR], comma separated; S:<=N "
-                        "ends at a plateau (default: 1:1000,1.5:5000 for sobolev and l2, 1:4000 for ritz and pinn)")
+                        "ends at a plateau (default: 1:1000,1.5:5000 for sobolev and l2, 1:4000 for ritz, 1:2000 for pinn)")
         sp.add_argument("--lr", type=_float, default=None, help="Adam learning rate (default 1e-3)")
         sp.add_argument("--reset-optimizer", action="store_true", default=None,
                         help="clear Adam's state at each stage switch")
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="boundary weight (default 100 for ritz and pinn)")
         sp.add_argument("--hard-bc", action=argparse.BooleanOptionalAction, default=None,
                         help="impose the Dirichlet data exactly, u = g + phi*N, instead of the boundary "
-                        "penalty (intervals, boxes and balls; default off)")
+                        "penalty (intervals, boxes and balls; default: on for the pinn loss where it applies)")
         sp.add_argument("--test-points", type=_positive_int, default=None,
                         help="independent random test points for the errors (default 10000)")
         sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 250)")

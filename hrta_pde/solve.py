@@ -33,7 +33,7 @@ from hrta_pde.train import Hooks, Position, TrainResult, train
 #: on the catalog problems. One stage for Ritz and PINN: any switch of s (even 1 -> 1.2) made their
 #: error jump by one to two orders of magnitude on the 2-D sin*sin problem, without recovering
 #: within the budget (benchmarks/README.md). Pass a schedule to use HRTA with them.
-DEFAULT_SCHEDULE = {"sobolev": "1:1000,1.5:5000", "l2": "1:1000,1.5:5000", "ritz": "1:4000", "pinn": "1:4000"}
+DEFAULT_SCHEDULE = {"sobolev": "1:1000,1.5:5000", "l2": "1:1000,1.5:5000", "ritz": "1:4000", "pinn": "1:2000"}
 
 #: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
 #: weight a mean of squared boundary residuals.
@@ -61,9 +61,10 @@ class SolveConfig:
     test_points: int = 10000
     eval_every: int = 250
     checkpoint_every: int = 1000
-    # Impose Dirichlet data exactly, u = g + phi * N (intervals, boxes, balls). Off by default: with
-    # the Ritz loss and few points it was seen to overfit the quadrature (1-D, 400 points).
-    hard_bc: bool = False
+    # Impose Dirichlet data exactly, u = g + phi * N (intervals, boxes, balls). None: on for the PINN
+    # loss wherever it applies, off otherwise (with the Ritz loss and few points it was seen to
+    # overfit the quadrature: 1-D, 400 points).
+    hard_bc: bool | None = None
     record_every: int = 10
     seed: int = 0
     dtype: str = "float64"
@@ -195,9 +196,6 @@ class Setup:
         self.x_test = problem.sample_interior(cfg.test_points, generator=test_gen, sampler="random",
                                               dtype=self.dtype, device=self.device)
         self.net = build_network(cfg, problem.dim, gen, self.dtype, self.device)
-        self.hard_bc = bool(cfg.hard_bc)
-        if self.hard_bc:
-            self.net.apply_output_transform(hard_dirichlet_transform(problem))
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
         self.context = LossContext(problem, self.x, self.boundary, beta=beta)
 
@@ -226,12 +224,16 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
     loss_name = check_loss(cfg.loss, problem, cfg.phi)
     cfg = copy.copy(cfg)
     cfg.schedule = cfg.resolved_schedule()  # the run folder records the settings actually run
-    cfg.hard_bc = setup.hard_bc
+    if cfg.hard_bc is None:
+        cfg.hard_bc = loss_name == "pinn" and hard_bc_applicable(problem)
+    hard_transform = hard_dirichlet_transform(problem) if cfg.hard_bc else None  # checks it applies
     schedule = cfg.make_schedule()
     run_dir = make_run_dir(out, "solve") if out is not None else None
     if run_dir is not None:
         (run_dir / "problem.toml").write_text(problem_to_toml(problem, solver=asdict(cfg)))
     net = copy.deepcopy(setup.net)
+    if hard_transform is not None:
+        net.apply_output_transform(hard_transform)
     optimizer = make_adam(net.parameters(), schedule.stage_lr(0))
     history, position = History(), Position()
     if resume is not None:
