@@ -5,7 +5,16 @@ the torch default device alone: pick the device with :func:`resolve_device`.
 """
 from hrta_pde._backend import BackendError, import_deepxde, resolve_device, resolve_dtype
 
-import_deepxde()  # select the PyTorch backend before anything else imports deepxde
+try:
+    import_deepxde()  # select the PyTorch backend before anything else imports deepxde
+except BackendError as _err:
+    import os as _os
+    import sys as _sys
+
+    if _os.path.basename(_sys.argv[0]) in ("hrta-pde", "cli.py"):  # the command line: one line, exit 2
+        print(f"hrta-pde: error: {_err}", file=_sys.stderr)
+        raise SystemExit(2) from None
+    raise
 
 from hrta_pde.activation import HomotopyActivation  # noqa: E402
 from hrta_pde.callback import HRTACallback  # noqa: E402

@@ -39,3 +39,19 @@ def test_ntk_bad_input(args, tmp_path, capsys):
     except SystemExit as exc:
         code = exc.code
     assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_another_deepxde_backend_is_refused_clearly():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DDE_BACKEND="jax")
+    lib = subprocess.run([sys.executable, "-c", "import hrta_pde"], capture_output=True, text=True, env=env)
+    assert lib.returncode != 0 and "BackendError" in lib.stderr and "DDE_BACKEND='jax'" in lib.stderr
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "hrta-pde"  # the installed console script
+    cli = subprocess.run([str(script), "problems"], capture_output=True, text=True, env=env)
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr
+    assert cli.stderr.strip().startswith("hrta-pde: error: DDE_BACKEND='jax'")
