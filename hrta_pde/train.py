@@ -42,11 +42,15 @@ class Position:
     stage: int = 0              # 0-based index of the current stage
     stage_iteration: int = 0    # iterations done in the current stage
     iteration: int = 0          # iterations done in total
-    plateau: dict | None = None  # PlateauDetector state of the current stage
+    plateau: dict | None = None  # PlateauDetector state of the current stage (when resuming)
     elapsed: float = 0.0        # seconds of training before this call
+    detector: object = field(default=None, repr=False, compare=False)  # the live detector
 
     def state_dict(self) -> dict:
-        return dict(self.__dict__)
+        state = {k: v for k, v in self.__dict__.items() if k != "detector"}
+        if self.detector is not None:  # serialised only when asked (a checkpoint), not per iteration
+            state["plateau"] = self.detector.state_dict()
+        return state
 
 
 @dataclass
@@ -213,7 +217,7 @@ def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Sche
                                         f"loss={loss:.3e}", refresh=True)
                 if ended_early:
                     break
-                pos.plateau = detector.state_dict() if detector is not None else None
+                pos.detector = detector
                 if hooks.after_step is not None and iteration % hooks.every == 0:
                     if hooks.after_step(pos):
                         result.status = "stopped"
@@ -221,7 +225,7 @@ def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Sche
                         return result
             pos.stage += 1
             pos.stage_iteration = 0
-            pos.plateau = None
+            pos.plateau = pos.detector = None
         return result
     finally:
         now = time.perf_counter() - t_start
