@@ -120,11 +120,31 @@ def build_network(cfg: SolveConfig, dim: int, generator: torch.Generator, dtype,
     return net.to(device)
 
 
-def hard_bc_applicable(problem) -> bool:
-    """Whether :func:`hard_dirichlet_transform` applies: Dirichlet data on an interval, box or ball."""
+def _hard_bc_obstacle(problem) -> str | None:
+    """Why :func:`hard_dirichlet_transform` cannot apply to ``problem`` (None if it can)."""
+    from hrta_pde.expressions import expressions_agree
     from hrta_pde.problem import _Ball, _Box
 
-    return problem.boundary_kind == "dirichlet" and isinstance(problem.shape, (_Box, _Ball))
+    if problem.boundary_kind != "dirichlet" or not isinstance(problem.shape, (_Box, _Ball)):
+        return (f"hard_bc needs a Dirichlet problem on an interval, box or ball; {problem.name!r} is a "
+                f"{problem.boundary_kind} problem on a {problem.spec['domain'].get('type')}")
+    if "g" not in problem.spec.get("boundary", {}):
+        return (f"hard_bc needs the Dirichlet data g written in the problem file ([boundary] g = ...): it is "
+                f"extended into the domain as that expression, and {problem.name!r} derives g from u, "
+                "which would hand the network the exact solution")
+    if problem.u is not None and expressions_agree(problem.g, problem.u, problem.dim,
+                                                   points=problem.sample_interior(
+                                                       64, generator=torch.Generator().manual_seed(0),
+                                                       sampler="random", dtype=torch.float64,
+                                                       device="cpu").numpy()):
+        return (f"hard_bc: g of {problem.name!r} equals u inside the domain too, so the extension would be "
+                "the exact solution; write g so that it only matches u on the boundary")
+    return None
+
+
+def hard_bc_applicable(problem) -> bool:
+    """Whether :func:`hard_dirichlet_transform` applies (see :func:`_hard_bc_obstacle`)."""
+    return _hard_bc_obstacle(problem) is None
 
 
 def hard_dirichlet_transform(problem):
@@ -132,16 +152,16 @@ def hard_dirichlet_transform(problem):
 
     ``phi`` vanishes exactly on the boundary and is positive inside, scaled to at most 1:
     ``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2`` on a box and ``1 - |x - c|^2 / r^2`` on a
-    ball. ``g`` is the Dirichlet expression evaluated inside the domain too (any extension of the
-    boundary data works). Other domains and non-Dirichlet problems are refused.
+    ball. ``g`` is the Dirichlet expression of the problem file evaluated inside the domain too (any
+    extension of the boundary data works). Refused: other domains, non-Dirichlet problems, and a
+    ``g`` derived from ``u`` or equal to ``u`` inside (the extension would be the exact solution).
     """
-    from hrta_pde.problem import _Ball, _Box
+    from hrta_pde.problem import _Box
 
+    obstacle = _hard_bc_obstacle(problem)
+    if obstacle is not None:
+        raise ValueError(obstacle + ": drop --hard-bc (the boundary penalty works everywhere)")
     shape = problem.shape
-    if problem.boundary_kind != "dirichlet" or not isinstance(shape, (_Box, _Ball)):
-        raise ValueError(f"hard_bc needs a Dirichlet problem on an interval, box or ball; {problem.name!r} is "
-                         f"a {problem.boundary_kind} problem on a {problem.spec['domain'].get('type')}: "
-                         "drop --hard-bc (the boundary penalty works everywhere)")
     if isinstance(shape, _Box):
         lo, hi = shape.lo.copy(), shape.hi.copy()
 

@@ -194,9 +194,18 @@ def test_run_folder_plots_are_valid_pngs(name, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
 
 
-@pytest.mark.parametrize("name", ["poisson_1d", "poisson_2d_sin", "poisson_disk"])
-def test_hard_bc_imposes_dirichlet_data_exactly(name):
-    problem = builtin_problem(name)
+def _with_g(name, g):
+    from hrta_pde.problem import problem_from_dict
+
+    spec = builtin_problem(name).spec
+    spec = {**spec, "boundary": {**spec["boundary"], "g": g}}
+    return problem_from_dict(spec)
+
+
+@pytest.mark.parametrize("problem", [
+    _with_g("poisson_1d", "0"), builtin_problem("poisson_2d_sin"),
+    _with_g("poisson_disk", "x*y")])  # (1 - r^2) e^x vanishes on the circle
+def test_hard_bc_imposes_dirichlet_data_exactly(problem):
     res = solve(problem, small(loss="ritz", schedule="1:30", hard_bc=True), **QUIET)
     b = problem.sample_boundary(200, generator=torch.Generator().manual_seed(3), sampler="random",
                                 dtype=torch.float64, device="cpu")
@@ -207,4 +216,13 @@ def test_hard_bc_imposes_dirichlet_data_exactly(name):
 
 def test_hard_bc_refused_where_it_cannot_apply(capsys):
     assert main(["solve", "poisson_lshape", "--hard-bc", "--quiet"]) == 2
-    assert "hard_bc needs" in capsys.readouterr().err
+    assert "hard_bc needs a Dirichlet problem" in capsys.readouterr().err
+    # g derived from u (or equal to u inside) would hand the network the exact solution
+    assert main(["solve", "poisson_1d", "--hard-bc", "--quiet"]) == 2
+    assert "derives g from u" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="equals u inside"):
+        solve(_with_g("poisson_1d", "sin(pi*x)"), small(loss="pinn", schedule="1:5", hard_bc=True), **QUIET)
+    # automatic choice for PINN: on for the 2-D file (g = 0 given), off for the 1-D one (g from u)
+    on = solve(builtin_problem("poisson_2d_sin"), small(loss="pinn", schedule="1:2"), **QUIET)
+    off = solve(builtin_problem("poisson_1d"), small(loss="pinn", schedule="1:2"), **QUIET)
+    assert on.config.hard_bc is True and off.config.hard_bc is False
