@@ -237,8 +237,10 @@ class _Shape:
         m = max(1, int(round(self.boundary_measure / h)))
         return self.boundary(m, _uniform_source())
 
-    def intervals(self) -> list[tuple[float, float]]:  # 1-D only
-        raise NotImplementedError
+    def intervals(self) -> list[tuple[float, float]]:
+        """The domain as a union of intervals: defined for 1-D shapes only (boxes and their CSG)."""
+        raise TypeError(f"{type(self).__name__} is not a 1-D shape: only intervals and their CSG "
+                        "combinations are unions of intervals")
 
 
 class _Box(_Shape):
