@@ -126,7 +126,7 @@ def test_plateau_method_has_the_full_budget():
 
 
 # --------------------------------------------------------------------------- theorem
-def _closed_form_lambda_min(X: np.ndarray, s: float) -> float:
+def _closed_form_h(X: np.ndarray, s: float) -> np.ndarray:
     """Independent H_s = Ka_s + Kw_s, K_s = s^2 K_1 + (1 - s) K_0 (arc-cosine kernels of ReLU)."""
     Xb = np.hstack([X, np.ones((len(X), 1))])
     K0 = Xb @ Xb.T
@@ -137,7 +137,11 @@ def _closed_form_lambda_min(X: np.ndarray, s: float) -> float:
     kw1 = K0 * (np.pi - theta) / (2 * np.pi)
     ka1 = np.outer(nrm, nrm) * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
     H = s * s * (ka1 + kw1) + 2 * (1 - s) * K0
-    return float(np.linalg.eigvalsh((H + H.T) / 2)[0])
+    return (H + H.T) / 2
+
+
+def _closed_form_lambda_min(X: np.ndarray, s: float) -> float:
+    return float(np.linalg.eigvalsh(_closed_form_h(X, s))[0])
 
 
 def test_theorem_quick_matches_independent_closed_form(results):
@@ -164,6 +168,29 @@ def test_theorem_quick_matches_independent_closed_form(results):
             assert (fc["numerically_singular"] == "True") == singular
             assert (fc["strictly_increasing"] == "True") == (not singular and bool(np.all(np.diff(vals) > 0)))
     assert (out / "theorem_d1.png").exists() and (out / "theorem_d3.png").exists()
+
+
+def test_theorem_scaling_facts_agree_with_the_eigenvalue_table(results):
+    """scaling.csv says lambda_min(H_s) = s^2 lambda_min(H_1); theorem.csv's own numbers must show it."""
+    out = results / "theorem-quick"
+    rows = C.read_csv(out / "theorem.csv")
+    for r in C.read_csv(out / "scaling.csv"):
+        d = int(r["d"])
+        assert int(r["rank_K0"]) == d + 1 and int(r["points"]) == (100 if d == 1 else 125)
+        assert float(r["component_in_range_K0"]) < 1e-3
+        mine = {float(x["s"]): float(x["lambda_min_closed"]) for x in rows if x["d"] == str(d)}
+        dev = max(abs(lam / (s * s * mine[1.0]) - 1) for s, lam in mine.items())
+        np.testing.assert_allclose(float(r["max_rel_deviation_from_s2"]), dev, rtol=1e-3, atol=1e-12)
+        assert dev < 1e-3
+
+
+def test_scaling_facts_detect_a_component_in_the_linear_range():
+    """On 3 points in 1-D (n = d + 2) the check must not report a pure s^2 law by construction."""
+    f = theorem_exp.scaling_facts(np.array([[0.0], [0.5], [1.0]]), [0.5, 1.0, 2.0])
+    assert f["rank_K0"] == 2 and f["points"] == 3
+    lam = {s: np.linalg.eigvalsh(_closed_form_h(np.array([[0.0], [0.5], [1.0]]), s))[0] for s in (0.5, 1.0, 2.0)}
+    expect = max(abs(lam[s] / (s * s * lam[1.0]) - 1) for s in lam)
+    np.testing.assert_allclose(f["max_rel_deviation_from_s2"], expect, rtol=1e-9, atol=1e-14)
 
 
 # --------------------------------------------------------------------------- time to target
@@ -224,11 +251,33 @@ def test_report_from_quick_results_contains_the_tables(results, tmp_path):
     k = int(med[("hrta_0.5", "final_train_loss")] < med[("adam", "final_train_loss")])
     assert f"HRTA 0.5->1 had a lower median final training loss than Adam in {k} of 1 settings" in text
     assert "lambda_min increases strictly with s" in text
+    # the verdicts: one word per claim, from the same counts
+    verdicts = text.split("## Where HRTA helps and where it does not", 1)[1].split("## Summary", 1)[0]
+    word = {0: "does not help", 1: "helps"}[k]
+    assert f"final training loss (1 settings, " in verdicts
+    assert f"HRTA 0.5->1 **{word}** -- lower than Adam in {k} of 1 settings" in verdicts
+    assert "Theorem 3.1 (lambda_min of the Gram matrix H_s increases with s): **confirmed**" in verdicts
+    assert verdicts.count("- ") >= 10
+    assert "Why the exponent is 2" in text
     assert "validation/run.py approx" not in text or "Command" in text
     assert "torch" in text and "cores" in text
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (output.parent / link).resolve().exists(), link
     assert text.count("![") >= 5
+
+
+def test_verdict_thresholds():
+    assert report._verdict(2, 3) == "helps" and report._verdict(6, 9) == "helps"
+    assert report._verdict(1, 3) == "does not help" and report._verdict(0, 1) == "does not help"
+    assert report._verdict(4, 9) == "mixed" and report._verdict(0, 0) == "not measured"
+
+
+def test_recorded_commands_are_shown_with_a_portable_interpreter():
+    assert C.portable_command("/tmp/venv/bin/python validation/run.py pde --profile full") == \
+        "python validation/run.py pde --profile full"
+    inside = str(C.ROOT / ".venv" / "bin" / "python")
+    assert C.portable_command(f"{inside} validation/run.py report") == ".venv/bin/python validation/run.py report"
+    assert C.portable_command("sh validation/full_profile.sh") == "sh validation/full_profile.sh"
 
 
 def test_report_cli_marks_missing_experiments(tmp_path):

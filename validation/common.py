@@ -231,8 +231,30 @@ def command_line() -> str:
         argv[0] = str(script.relative_to(ROOT))
     except ValueError:
         pass
-    python = sys.executable
-    return shlex.join([python, *argv])
+    return shlex.join([_portable_python(sys.executable), *argv])
+
+
+def _portable_python(python: str) -> str:
+    """``python`` relative to the repository root when it lies inside it (``.venv/bin/python``),
+    else plain ``python``: an interpreter elsewhere (``/tmp/venv/bin/python``) is no use to a reader."""
+    path = Path(python)
+    if not path.is_absolute():
+        return python
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return "python"
+
+
+def portable_command(command: str) -> str:
+    """A recorded ``command_line()`` with its interpreter made portable (see ``_portable_python``)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return command
+    if not argv or "python" not in Path(argv[0]).name:
+        return command
+    return shlex.join([_portable_python(argv[0]), *argv[1:]])
 
 
 def machine_info() -> dict:
