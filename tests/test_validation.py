@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from validation import approx_exp, common as C, pde_exp, report, theorem_exp, ttt_exp  # noqa: E402
+from validation import approx_exp, common as C, gd_exp, pde_exp, report, theorem_exp, ttt_exp  # noqa: E402
 from validation.training import Method, make_config, paper_methods, run_method  # noqa: E402
 
 METHODS = ["adam", "hrta_0.5", "hrta_1.5", "hrta_plateau"]
@@ -40,6 +40,7 @@ def results(tmp_path_factory):
         theorem_exp.run("quick", C.out_dir(str(root / "theorem-quick"), "theorem", "quick"), log=_quiet)
         ttt_exp.run("quick", C.out_dir(str(root / "time-to-target-quick"), "time-to-target", "quick"), log=_quiet)
         pde_exp.run("quick", C.out_dir(str(root / "pde-quick"), "pde", "quick"), log=_quiet)
+        gd_exp.run("quick", C.out_dir(str(root / "gd-quick"), "gd", "quick"), log=_quiet)
     finally:
         torch.set_num_threads(threads)  # the experiments run single-threaded; restore for other tests
     return root
@@ -243,7 +244,7 @@ def test_report_from_quick_results_contains_the_tables(results, tmp_path):
     output = tmp_path / "REPORT.md"
     text = report.build_report(results, "quick", output)
     for exp, name in (("approx-quick", "table1.md"), ("theorem-quick", "theorem.md"),
-                      ("time-to-target-quick", "time_to_target.md"), ("pde-quick", "pde.md")):
+                      ("time-to-target-quick", "time_to_target.md"), ("pde-quick", "pde.md"), ("gd-quick", "gd.md")):
         assert (results / exp / name).read_text().strip() in text
     # statements generated from the numbers
     runs = C.read_csv(results / "approx-quick" / "summary.csv")
@@ -257,13 +258,72 @@ def test_report_from_quick_results_contains_the_tables(results, tmp_path):
     assert f"final training loss (1 settings, " in verdicts
     assert f"HRTA 0.5->1 **{word}** -- lower than Adam in {k} of 1 settings" in verdicts
     assert "Theorem 3.1 (lambda_min of the Gram matrix H_s increases with s): **confirmed**" in verdicts
-    assert verdicts.count("- ") >= 10
+    assert verdicts.count("- ") >= 12
+    assert "Gradient descent (the theorem's setting), d = 1, width 200: HRTA 1->1.5 **" in verdicts
     assert "Why the exponent is 2" in text
     assert "validation/run.py approx" not in text or "Command" in text
     assert "torch" in text and "cores" in text
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (output.parent / link).resolve().exists(), link
     assert text.count("![") >= 5
+
+
+# --------------------------------------------------------------------------- gradient descent
+def test_gd_learning_rates_come_from_the_independent_closed_form():
+    X = np.linspace(0, 1, 100)[:, None]
+    lmax = {s: np.linalg.eigvalsh(_closed_form_h(X, s))[-1] for s in (0.5, 1.0, 1.5)}
+    rates = gd_exp.learning_rates(1)
+    np.testing.assert_allclose(rates["common"], 100 / max(lmax.values()), rtol=1e-10)
+    np.testing.assert_allclose(rates["own"], 100 / lmax[1.0], rtol=1e-10)
+    assert rates["own"] > rates["common"]  # lambda_max(H_0.5) is the largest: the common rate is smaller
+
+
+def test_gd_task_is_plain_gradient_descent():
+    """The recorded losses equal a hand-written loop p <- p - lr * grad from the same network."""
+    task = {"dim": 1, "seed": 3, "method": "hrta_1.5", "schedule": "1:10,1.5:10", "width": 40, "lr": 0.5}
+    r = gd_exp.task_fn(task)
+    from hrta_pde.networks import set_s
+    from validation.training import build, make_config
+
+    x, y, _, _, net = build(make_config(1, 40, 1, 3, lr=0.5))
+    losses = []
+    for it in range(20):
+        set_s(net, 1.0 if it < 10 else 1.5)
+        loss = 0.5 * ((net(x) - y) ** 2).mean()
+        losses.append(float(loss.detach()))
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        with torch.no_grad():
+            for p, g in zip(net.parameters(), grads):
+                p -= 0.5 * g
+    np.testing.assert_allclose(r["history"]["loss"], [losses[9], losses[19]], rtol=1e-10)
+    with torch.no_grad():
+        np.testing.assert_allclose(r["final_train_loss"], float(0.5 * ((net(x) - y) ** 2).mean()), rtol=1e-10)
+    assert r["switches"] == [11]  # the first iteration of stage 2 (1-based)
+
+
+def test_gd_quick_tables_agree_with_runs_and_curves(results):
+    out = results / "gd-quick"
+    prof = gd_exp.PROFILES["quick"]
+    runs = C.read_csv(out / "runs.csv")
+    assert {(r["method"], int(r["seed"])) for r in runs} == {(m, k) for m in gd_exp.LABELS for k in range(prof["seeds"])}
+    for r in runs:
+        assert r["status"] == "completed" and int(r["iterations"]) == prof["total"]
+        c = gd_exp.read_curve(out, 1, int(r["seed"]), r["method"])
+        assert c["updates"][-1] == prof["total"] and c["loss"][-1] == pytest.approx(float(r["final_train_loss"]))
+        hit = np.flatnonzero(c["loss"] <= float(r["target_loss"]))
+        assert float(r["steps_to_target"]) == (c["updates"][hit[0]] if hit.size else math.inf)
+        if r["method"] == "gd":  # the baseline reaches its own final loss at the end at the latest
+            assert float(r["steps_to_target"]) <= prof["total"]
+    summary = C.read_csv(out / "summary.csv")
+    for s in summary:
+        mine = [r for r in runs if r["method"] == s["method"]]
+        base = {r["seed"]: float(r["final_train_loss"]) for r in runs if r["method"] == "gd"}
+        assert int(s["lower_than_gd"]) == sum(float(r["final_train_loss"]) < base[r["seed"]] for r in mine)
+        assert float(s["median_final_train_loss"]) == pytest.approx(np.median([float(r["final_train_loss"]) for r in mine]))
+    kernel = C.read_csv(out / "kernel.csv")
+    lam = [float(k["lambda_min"]) for k in kernel]
+    np.testing.assert_allclose(np.array(lam) / np.array([0.25, 1, 2.25]), lam[1], rtol=1e-6)  # the s^2 law
+    assert (out / "gd_d1.png").exists()
 
 
 def test_verdict_thresholds():
@@ -286,4 +346,4 @@ def test_report_cli_marks_missing_experiments(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "R.md").read_text()
-    assert text.count("Not run") == 4
+    assert text.count("Not run") == 5

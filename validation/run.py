@@ -4,6 +4,7 @@
     python validation/run.py theorem         --profile quick|full [--out DIR]
     python validation/run.py pde             --profile quick|full [--out DIR] [--workers N]
     python validation/run.py time-to-target  --profile quick|full [--out DIR] [--seeds N] [--workers N]
+    python validation/run.py gd              --profile quick|full [--out DIR] [--seeds N] [--workers N]
     python validation/run.py report          [--profile full|quick] [--results DIR] [--output FILE]
 
 Results go to ``validation/results/<experiment>-<profile>`` unless ``--out`` is given.
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``validation`` and ``hrta_pde`` importable
     sys.path.insert(0, str(ROOT))
 
-EXPERIMENTS = ("approx", "theorem", "pde", "time-to-target")
+EXPERIMENTS = ("approx", "theorem", "pde", "time-to-target", "gd")
 
 
 def _log(msg: str) -> None:
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
         if name != "theorem":
             p.add_argument("--workers", type=int, default=None,
                            help="worker processes, one thread each (default: 1 quick, 2 full)")
-        if name in ("approx", "time-to-target", "pde"):
+        if name in ("approx", "time-to-target", "pde", "gd"):
             p.add_argument("--seeds", type=int, default=None, help="override the profile's number of seeds")
         if name == "approx":
             p.add_argument("--resume", action="store_true", help="keep completed runs of an earlier call")
@@ -82,6 +83,10 @@ def main(argv=None) -> int:
         from validation import pde_exp
 
         pde_exp.run(args.profile, out, seeds=args.seeds, workers=args.workers, log=_log)
+    elif args.command == "gd":
+        from validation import gd_exp
+
+        gd_exp.run(args.profile, out, seeds=args.seeds, workers=args.workers, log=_log)
     _log(f"results in {out}")
     return 0
 
