@@ -288,6 +288,26 @@ def pde_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], l
         if best:
             facts.append(f"(b) With the {label} schedule, the lowest median relative L2 error per problem came from: "
                          + ", ".join(f"{l} in {c}" for l, c in sorted(best.items())) + " problem(s).")
+    jumps = _switch_jumps(folder, runs)
+    if jumps:
+        rose = sum(j > 1 for j in jumps)
+        facts.append(f"(b) At the stage switch of HRTA 0.5->1 the relative L2 error rose in {rose} of {len(jumps)} "
+                     f"runs: median factor {_median(jumps):.3g} (range {min(jumps):.3g} to {max(jumps):.3g}) from the "
+                     "last evaluation before the switch to the first after it.")
+    # a relative H1 seminorm error of ~1 means grad u ~ 0: the network has collapsed to a constant
+    collapsed = {meth: [r for r in runs if r["method"] == meth and _f(r["rel_h1_semi"]) >= 0.99]
+                 for meth in sorted({r["method"] for r in runs})}
+    for meth, bad in collapsed.items():
+        total = sum(r["method"] == meth for r in runs)
+        where = sorted({f"{r['problem']}/{r['loss']}" for r in bad})
+        label = HRTA_METHODS.get(meth, "Adam (s=1)" if meth == "adam" else meth)
+        facts.append(f"{label}: {len(bad)} of {total} runs ended as a constant network (relative H1 seminorm "
+                     f"error >= 0.99)" + (f": {', '.join(where)}." if where else "."))
+        if bad and meth != "adam":
+            base = sum(1 for r in collapsed.get("adam", []))
+            verdicts.append(f"Poisson problems, phi = relu3: {label} **collapsed the network to a constant** in "
+                            f"{len(bad)} of {total} runs ({', '.join(where)}); Adam with s = 1 throughout in {base} "
+                            f"of {sum(r['method'] == 'adam' for r in runs)}.")
     ok = all(_b(r["same_initial_network"]) for r in same)
     facts.append("Within each (problem, seed) all runs started from the same initial network (hash of the "
                  f"initial parameters): {'yes' if ok else 'NO'} ({len(same)} groups checked).")
@@ -305,6 +325,25 @@ def pde_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], l
             *[f"- {f}" for f in facts], "", (folder / "pde.md").read_text().strip(), "",
             _figs(folder, m.get("figures", []), out_dir), "", _provenance(m)]
     return "\n".join(text), facts, verdicts
+
+
+def _switch_jumps(folder: Path, runs: list[dict]) -> list[float]:
+    """Per HRTA run of part (b): relative L2 error at the first evaluation after the stage switch
+    divided by the one at the last evaluation before it (from ``histories/*_errors.csv.gz``)."""
+    out = []
+    for r in runs:
+        if r["part"] != "losses" or r["method"] == "adam" or not str(r["switches"]).split():
+            continue
+        path = folder / "histories" / f"{r['part']}_{r['problem']}_{r['loss']}_{r['method']}_seed{r['seed']}_errors.csv.gz"
+        if not path.exists():
+            continue
+        c = C.read_curve(path)
+        sw = int(str(r["switches"]).split()[0])  # first iteration of the second stage
+        before = [e for i, e in zip(c["iteration"], c["rel_l2"]) if i < sw]
+        after = [e for i, e in zip(c["iteration"], c["rel_l2"]) if i >= sw]
+        if before and after and before[-1] > 0:
+            out.append(float(after[0] / before[-1]))
+    return out
 
 
 def _pde_setup(st: dict) -> str:
