@@ -260,6 +260,7 @@ def test_report_from_quick_results_contains_the_tables(results, tmp_path):
     assert "Theorem 3.1 (lambda_min of the Gram matrix H_s increases with s): **confirmed**" in verdicts
     assert verdicts.count("- ") >= 12
     assert "Gradient descent (the theorem's setting), d = 1, width 200: HRTA 1->1.5 **" in verdicts
+    assert "(judged against the stronger of the two baselines)" in verdicts
     assert "Why the exponent is 2" in text
     assert "validation/run.py approx" not in text or "Command" in text
     assert "torch" in text and "cores" in text
