@@ -185,6 +185,21 @@ def test_theorem_scaling_facts_agree_with_the_eigenvalue_table(results):
         assert dev < 1e-3
 
 
+def test_identity_behind_the_s2_law():
+    """H_s / s^2 = H_2 / 4 + (2 - s)^2 / (2 s^2) K_0 exactly (the report's explanation), with the package's closed form."""
+    from hrta_pde.ntk import augment, gram_closed_form
+
+    X = np.random.default_rng(0).uniform(size=(40, 2))
+    K0 = augment(X) @ augment(X).T
+    H2 = gram_closed_form(X, 2.0)["H"]
+    lam = []
+    for s in (0.25, 0.5, 1.0, 1.3, 1.75):
+        Hs = gram_closed_form(X, s)["H"]
+        np.testing.assert_allclose(Hs / s**2, H2 / 4 + (2 - s) ** 2 / (2 * s**2) * K0, atol=1e-12)
+        lam.append(np.linalg.eigvalsh(Hs)[0] / s**2)
+    assert np.all(np.diff(lam) <= 1e-12) and lam[-1] >= np.linalg.eigvalsh(H2)[0] / 4 - 1e-12
+
+
 def test_scaling_facts_detect_a_component_in_the_linear_range():
     """On 3 points in 1-D (n = d + 2) the check must not report a pure s^2 law by construction."""
     f = theorem_exp.scaling_facts(np.array([[0.0], [0.5], [1.0]]), [0.5, 1.0, 2.0])
@@ -237,6 +252,37 @@ def test_pde_quick_same_initial_network_and_finite_errors(results):
     assert all(r["status"] == "completed" and 0 < float(r["rel_l2"]) < 10 for r in runs)
     same = C.read_csv(out / "same_init.csv")
     assert same and all(r["same_initial_network"] == "True" for r in same)
+    methods = pde_exp.PROFILES["quick"]["losses"]["methods"]
+    assert {r["method"] for r in runs if r["part"] == "losses"} == set(methods)
+
+
+def test_pde_resume_keeps_completed_runs_and_retrains_a_missing_one(results, tmp_path):
+    """--resume: completed rows are kept as they are; a row missing from runs.csv is trained again
+    and, the runs being deterministic, comes out the same."""
+    import shutil
+
+    out = tmp_path / "pde-quick"
+    shutil.copytree(results / "pde-quick", out)
+    rows = C.read_csv(out / "runs.csv")
+    dropped = next(r for r in rows if r["part"] == "losses" and r["loss"] == "sobolev" and r["method"] == "hrta_1.5")
+    C.write_csv(out / "runs.csv", [r for r in rows if r is not dropped], list(rows[0].keys()))
+    messages = []
+    threads = torch.get_num_threads()
+    try:
+        pde_exp.run("quick", out, resume=True, log=messages.append)
+    finally:
+        torch.set_num_threads(threads)
+    assert f"({len(rows) - 1} already done)" in messages[0]
+    again = C.read_csv(out / "runs.csv")
+    assert len(again) == len(rows)
+    key = ("part", "problem", "loss", "method", "seed")
+    by_key = {tuple(r[k] for k in key): r for r in again}
+    for r in rows:
+        new = by_key[tuple(r[k] for k in key)]
+        for m in ("rel_l2", "rel_h1_semi", "max_error", "final_loss"):
+            assert float(new[m]) == pytest.approx(float(r[m]), rel=1e-9), (r["method"], m)
+        assert new["init_hash"] == r["init_hash"]
+    assert C.read_json(out / "manifest.json")["runs_kept_from_earlier_call"] == len(rows) - 1
 
 
 # --------------------------------------------------------------------------- report
@@ -259,8 +305,9 @@ def test_report_from_quick_results_contains_the_tables(results, tmp_path):
     assert f"HRTA 0.5->1 **{word}** -- lower than Adam in {k} of 1 settings" in verdicts
     assert "Theorem 3.1 (lambda_min of the Gram matrix H_s increases with s): **confirmed**" in verdicts
     assert verdicts.count("- ") >= 12
-    assert "Gradient descent (the theorem's setting), d = 1, width 200: HRTA 1->1.5 **" in verdicts
-    assert "(judged against the stronger of the two baselines)" in verdicts
+    assert ("Gradient descent (the theorem's setting), d = 1, width 200, one learning rate for all methods (the "
+            "paper's protocol): HRTA 1->1.5 **") in verdicts
+    assert "each stage at 0.75 of its own stability limit: HRTA 1->1.5, best lr **" in verdicts
     assert "Why the exponent is 2" in text
     assert "validation/run.py approx" not in text or "Command" in text
     assert "torch" in text and "cores" in text
@@ -275,13 +322,29 @@ def test_gd_learning_rates_come_from_the_independent_closed_form():
     lmax = {s: np.linalg.eigvalsh(_closed_form_h(X, s))[-1] for s in (0.5, 1.0, 1.5)}
     rates = gd_exp.learning_rates(1)
     np.testing.assert_allclose(rates["common"], 100 / max(lmax.values()), rtol=1e-10)
-    np.testing.assert_allclose(rates["own"], 100 / lmax[1.0], rtol=1e-10)
-    assert rates["own"] > rates["common"]  # lambda_max(H_0.5) is the largest: the common rate is smaller
+    assert max(lmax, key=lmax.get) == 0.5  # lambda_max(H_0.5) is the largest: it sets the common rate
+
+
+def test_gd_best_schedule_uses_the_empirical_gram_matrix_per_stage():
+    from hrta_pde.networks import homotopy_activations, set_s
+    from hrta_pde.ntk import empirical_gram_module
+    from validation.training import build, make_config
+
+    x, _, _, _, net = build(make_config(1, 30, 1, 0))
+    sched = gd_exp.best_schedule("1:10,1.5:20", net, x)
+    parts = [p.split(":") for p in sched.split(",")]
+    assert [(p[0], p[1]) for p in parts] == [("1", "10"), ("1.5", "20")]
+    assert float(homotopy_activations(net)[0].s) == 1.0  # left at its s
+    for (s_val, _, lr) in parts:
+        set_s(net, float(s_val))
+        lam = np.linalg.eigvalsh(empirical_gram_module(net, x).detach().numpy())[-1]
+        np.testing.assert_allclose(float(lr), gd_exp.BEST_FRACTION * 2 * 100 / lam, rtol=1e-5)
 
 
 def test_gd_task_is_plain_gradient_descent():
     """The recorded losses equal a hand-written loop p <- p - lr * grad from the same network."""
-    task = {"dim": 1, "seed": 3, "method": "hrta_1.5", "schedule": "1:10,1.5:10", "width": 40, "lr": 0.5}
+    task = {"dim": 1, "seed": 3, "method": "hrta_1.5", "schedule": "1:10,1.5:10", "width": 40, "lr": 0.5,
+            "protocol": "common"}
     r = gd_exp.task_fn(task)
     from hrta_pde.networks import set_s
     from validation.training import build, make_config
@@ -313,14 +376,20 @@ def test_gd_quick_tables_agree_with_runs_and_curves(results):
         assert c["updates"][-1] == prof["total"] and c["loss"][-1] == pytest.approx(float(r["final_train_loss"]))
         hit = np.flatnonzero(c["loss"] <= float(r["target_loss"]))
         assert float(r["steps_to_target"]) == (c["updates"][hit[0]] if hit.size else math.inf)
-        if r["method"] == "gd":  # the baseline reaches its own final loss at the end at the latest
+        if r["method"] in ("gd", "gd_best"):  # a baseline reaches its own final loss at the end at the latest
             assert float(r["steps_to_target"]) <= prof["total"]
     summary = C.read_csv(out / "summary.csv")
     for s in summary:
         mine = [r for r in runs if r["method"] == s["method"]]
-        base = {r["seed"]: float(r["final_train_loss"]) for r in runs if r["method"] == "gd"}
-        assert int(s["lower_than_gd"]) == sum(float(r["final_train_loss"]) < base[r["seed"]] for r in mine)
         assert float(s["median_final_train_loss"]) == pytest.approx(np.median([float(r["final_train_loss"]) for r in mine]))
+        if s["method"] not in gd_exp.BASELINE:
+            assert s["baseline"] == ""
+            continue
+        assert s["baseline"] == gd_exp.BASELINE[s["method"]]
+        base = {r["seed"]: float(r["final_train_loss"]) for r in runs if r["method"] == s["baseline"]}
+        assert int(s["lower_than_baseline"]) == sum(float(r["final_train_loss"]) < base[r["seed"]] for r in mine)
+        for r in mine:  # the target is the final loss of the same protocol's baseline, same seed
+            assert float(r["target_loss"]) == pytest.approx(base[r["seed"]])
     kernel = C.read_csv(out / "kernel.csv")
     lam = [float(k["lambda_min"]) for k in kernel]
     np.testing.assert_allclose(np.array(lam) / np.array([0.25, 1, 2.25]), lam[1], rtol=1e-6)  # the s^2 law

@@ -7,16 +7,21 @@ gradient descent (``torch.optim.SGD`` without momentum, on all training points) 
 function-approximation problem of ``approx`` (same targets, grids, network and initial network
 per seed), d = 1 and d = 3, one hidden layer.
 
-Learning rate, from the closed-form Gram matrices on the training grid (``hrta_pde.ntk``): GD on
-``R = 1/(2n) |f - f*|^2`` is stable (in the kernel regime) when ``eta < 2 n / lambda_max(H_s)``.
-``eta = n / max_s lambda_max(H_s)`` over every s the methods use (half the limit of the stiffest
-stage) is used by all methods. The baseline is also run at ``n / lambda_max(H_1)``, half of its own
-limit, so that a gain of HRTA cannot come from a learning rate that is merely too small for s = 1.
+Learning rates. GD on ``R = 1/(2n) |f - f*|^2`` is stable (in the kernel regime) when
+``eta < 2 n / lambda_max`` of the Gram matrix ``J J^T``. Two protocols:
 
-Methods (all with the same number of steps): ``gd`` (s = 1), ``gd_own_lr`` (s = 1 at its own
-rate), ``hrta_0.5`` (s = 0.5 then 1), ``hrta_1.5`` (s = 1 then 1.5). Output: ``runs.csv``,
-``kernel.csv`` (lambda_min, lambda_max and their ratio of the closed form per s), ``summary.csv``,
-``gd.md``, curves (loss every 10 steps) and one figure per dimension.
+* the paper's, one rate for every method: ``eta = n / max_s lambda_max(H_s)`` from the closed form
+  on the training grid (``hrta_pde.ntk``), over every s the methods use -- half the limit of the
+  stiffest stage. Methods ``gd`` (s = 1), ``hrta_0.5`` (s = 0.5 then 1), ``hrta_1.5`` (1 then 1.5).
+* each stage at ``BEST_FRACTION`` of its own limit, ``eta = BEST_FRACTION * 2 n / lambda_max(J J^T)``
+  with the empirical Gram matrix of the initial network at that stage's s: ``gd_best`` (s = 1) and
+  ``hrta_1.5_best`` (1 then 1.5). A larger s also scales the slow directions of the kernel, which
+  acts like a larger learning rate; this protocol asks whether HRTA still helps when the baseline
+  already runs as fast as it stably can.
+
+All methods take the same number of steps. Output: ``runs.csv``, ``kernel.csv`` (lambda_min,
+lambda_max and their ratio of the closed form per s), ``summary.csv``, ``gd.md``, curves (loss every
+10 steps) and one figure per dimension.
 """
 from __future__ import annotations
 
@@ -35,14 +40,20 @@ PROFILES = {
     "full": {"dims": [1, 3], "width": 1000, "seeds": 5, "first": 3000, "total": 16000, "workers": 2},
 }
 RECORD_EVERY = 10
-LABELS = {"gd": "GD (s=1)", "gd_own_lr": "GD (s=1), own lr", "hrta_0.5": "HRTA 0.5->1", "hrta_1.5": "HRTA 1->1.5"}
+LABELS = {"gd": "GD (s=1)", "hrta_0.5": "HRTA 0.5->1", "hrta_1.5": "HRTA 1->1.5",
+          "gd_best": "GD (s=1), best lr", "hrta_1.5_best": "HRTA 1->1.5, best lr"}
+#: the learning-rate protocol of each method: "common" (one rate) or "best" (per stage, see above)
+PROTOCOL = {"gd": "common", "hrta_0.5": "common", "hrta_1.5": "common", "gd_best": "best", "hrta_1.5_best": "best"}
+#: the baseline each method is compared with (same protocol)
+BASELINE = {"hrta_0.5": "gd", "hrta_1.5": "gd", "hrta_1.5_best": "gd_best"}
+BEST_FRACTION = 0.75
 S_USED = (0.5, 1.0, 1.5)
 
 
 def schedules(first: int, total: int) -> dict[str, str]:
     rest = total - first
-    return {"gd": f"1:{total}", "gd_own_lr": f"1:{total}", "hrta_0.5": f"0.5:{first},1:{rest}",
-            "hrta_1.5": f"1:{first},1.5:{rest}"}
+    return {"gd": f"1:{total}", "hrta_0.5": f"0.5:{first},1:{rest}", "hrta_1.5": f"1:{first},1.5:{rest}",
+            "gd_best": f"1:{total}", "hrta_1.5_best": f"1:{first},1.5:{rest}"}
 
 
 def kernel_table(dim: int) -> list[dict]:
@@ -60,11 +71,26 @@ def kernel_table(dim: int) -> list[dict]:
 
 
 def learning_rates(dim: int) -> dict[str, float]:
-    """``{"common": n / max_s lambda_max(H_s), "own": n / lambda_max(H_1)}`` (see the module docstring)."""
+    """``{"common": n / max_s lambda_max(H_s)}`` from the closed form (see the module docstring)."""
     rows = kernel_table(dim)
-    n = rows[0]["points"]
-    return {"common": n / max(r["lambda_max"] for r in rows),
-            "own": n / next(r["lambda_max"] for r in rows if r["s"] == 1.0)}
+    return {"common": rows[0]["points"] / max(r["lambda_max"] for r in rows)}
+
+
+def best_schedule(schedule: str, net, x) -> str:
+    """``schedule`` with each stage's learning rate set to ``BEST_FRACTION * 2 n / lambda_max`` of the
+    empirical Gram matrix ``J J^T`` of ``net`` at that stage's s (``net`` is left at its s)."""
+    from hrta_pde.networks import homotopy_activations, set_s
+    from hrta_pde.ntk import empirical_gram_module
+
+    s0 = float(homotopy_activations(net)[0].s)
+    stages = []
+    for part in schedule.split(","):
+        s_val, n_it = part.split(":")[:2]
+        set_s(net, float(s_val))
+        lam = float(np.linalg.eigvalsh(empirical_gram_module(net, x).detach().cpu().numpy())[-1])
+        stages.append(f"{s_val}:{n_it}:{BEST_FRACTION * 2 * x.shape[0] / lam:.6g}")
+    set_s(net, s0)
+    return ",".join(stages)
 
 
 def task_fn(task: dict) -> dict:
@@ -81,10 +107,13 @@ def task_fn(task: dict) -> dict:
     def loss_fn():
         return {"data": 0.5 * ((net(x) - y) ** 2).mean()}
 
-    optimizer = torch.optim.SGD(net.parameters(), lr=task["lr"])  # plain full-batch gradient descent
+    schedule = task["schedule"]
+    if task["protocol"] == "best":
+        schedule = best_schedule(schedule, net, x)
+    sched = parse_schedule(schedule, task["lr"])
+    optimizer = torch.optim.SGD(net.parameters(), lr=sched.stage_lr(0))  # plain full-batch gradient descent
     t0 = time.perf_counter()
-    result = train(net, loss_fn, parse_schedule(task["schedule"], task["lr"]), optimizer=optimizer,
-                   record_every=RECORD_EVERY)
+    result = train(net, loss_fn, sched, optimizer=optimizer, record_every=RECORD_EVERY)
     seconds = time.perf_counter() - t0
     from hrta_pde.approx import relative_l2
 
@@ -92,7 +121,8 @@ def task_fn(task: dict) -> dict:
         final = float(loss_fn()["data"])
         test = relative_l2(net(x_test), y_test)
     h = result.history
-    return {**{k: task[k] for k in ("dim", "seed", "method", "schedule", "lr")}, "status": result.status,
+    return {**{k: task[k] for k in ("dim", "seed", "method")}, "schedule": schedule,
+            "lr": [sched.stage_lr(i) for i in range(len(sched.stages))], "status": result.status,
             "iterations": result.position.iteration, "final_train_loss": final, "test_rel_l2": test,
             "seconds": seconds, "switches": list(h.switches),
             "history": {"iteration": h.column("iteration"), "loss": h.column("loss")}}
@@ -117,9 +147,10 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
         **prof, "workers": workers, "schedules": scheds, "labels": LABELS, "targets": {d: TARGETS[d] for d in prof["dims"]},
         "points": {d: POINTS[d] for d in prof["dims"]}, "learning_rates": rates, "record_every": RECORD_EVERY,
         "optimizer": "torch.optim.SGD(lr), no momentum, full batch", "network": "HomotopyNet, 1 hidden layer, phi = relu",
+        "protocol": PROTOCOL, "baseline": BASELINE, "best_fraction": BEST_FRACTION,
         "dtype": "float64"})
     tasks = [{"dim": d, "seed": k, "method": m, "schedule": sched, "width": prof["width"],
-              "lr": rates[d]["own" if m == "gd_own_lr" else "common"]}
+              "lr": rates[d]["common"], "protocol": PROTOCOL[m]}
              for d in prof["dims"] for k in range(prof["seeds"]) for m, sched in scheds.items()]
     tasks.sort(key=lambda t: -t["dim"])  # d = 3 (125 points) first
 
@@ -132,8 +163,9 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
                       zip(updates, list(h["loss"]) + [r["final_train_loss"]]))
 
     rows = C.run_tasks(task_fn, tasks, workers, on_result=on_result, log=log)
-    for r in rows:  # steps to reach the common-rate baseline's final loss, same seed
-        base = next(b for b in rows if (b["dim"], b["seed"], b["method"]) == (r["dim"], r["seed"], "gd"))
+    for r in rows:  # steps to reach the final loss of the same protocol's baseline, same seed
+        base_m = "gd_best" if PROTOCOL[r["method"]] == "best" else "gd"
+        base = next(b for b in rows if (b["dim"], b["seed"], b["method"]) == (r["dim"], r["seed"], base_m))
         c = read_curve(out, r["dim"], r["seed"], r["method"])
         r["target_loss"] = base["final_train_loss"]
         r["steps_to_target"] = first_reach(c["updates"], c["loss"], base["final_train_loss"])
@@ -151,8 +183,9 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
 
 RUN_COLUMNS = ["dim", "method", "seed", "schedule", "lr", "status", "iterations", "final_train_loss", "test_rel_l2",
                "seconds", "switches", "target_loss", "steps_to_target"]
-SUMMARY_COLUMNS = ["dim", "method", "label", "lr", "seeds", "median_final_train_loss", "min_final_train_loss",
-                   "max_final_train_loss", "lower_than_gd", "median_test_rel_l2", "reached", "median_steps_to_target"]
+SUMMARY_COLUMNS = ["dim", "method", "label", "protocol", "lr", "seeds", "median_final_train_loss",
+                   "min_final_train_loss", "max_final_train_loss", "baseline", "lower_than_baseline",
+                   "median_test_rel_l2", "reached", "median_steps_to_target"]
 
 
 def read_curve(out: Path, dim: int, seed: int, method: str) -> dict[str, np.ndarray]:
@@ -162,13 +195,19 @@ def read_curve(out: Path, dim: int, seed: int, method: str) -> dict[str, np.ndar
 def summarize(rows: list[dict], prof: dict) -> list[dict]:
     out = []
     for d in prof["dims"]:
-        base = {r["seed"]: r["final_train_loss"] for r in rows if r["dim"] == d and r["method"] == "gd"}
         for m in LABELS:
             mine = [r for r in rows if r["dim"] == d and r["method"] == m]
+            base_m = BASELINE.get(m, m)
+            base = {r["seed"]: r["final_train_loss"] for r in rows if r["dim"] == d and r["method"] == base_m}
             med, lo, hi, _ = C.med_min_max(r["final_train_loss"] for r in mine)
-            out.append({"dim": d, "method": m, "label": LABELS[m], "lr": mine[0]["lr"], "seeds": len(mine),
+            stage_lrs = [float(np.median([r["lr"][i] for r in mine])) for i in range(len(mine[0]["lr"]))]
+            out.append({"dim": d, "method": m, "label": LABELS[m], "protocol": PROTOCOL[m],
+                        "lr": " / ".join(f"{v:.4g}" for v in stage_lrs),
+                        "seeds": len(mine),
                         "median_final_train_loss": med, "min_final_train_loss": lo, "max_final_train_loss": hi,
-                        "lower_than_gd": sum(r["final_train_loss"] < base[r["seed"]] for r in mine),
+                        "baseline": base_m if m in BASELINE else "",
+                        "lower_than_baseline": sum(r["final_train_loss"] < base[r["seed"]] for r in mine)
+                        if m in BASELINE else "",
                         "median_test_rel_l2": float(np.median([r["test_rel_l2"] for r in mine])),
                         "reached": sum(math.isfinite(r["steps_to_target"]) for r in mine),
                         "median_steps_to_target": float(np.median([r["steps_to_target"] for r in mine]))})
@@ -188,14 +227,17 @@ def markdown(summary: list[dict], kernel: list[dict], prof: dict, rates: dict) -
         mine = [s for s in summary if s["dim"] == d]
         parts.append(
             f"#### d = {d}, {TARGETS[d]}, {POINTS[d]} grid points, width {prof['width']}, gradient descent, "
-            f"{prof['total']} steps, {prof['seeds']} seeds (common lr {rates[d]['common']:.4g}, own lr of s = 1 "
-            f"{rates[d]['own']:.4g})\n\n" + C.markdown_table(
-                ["method", "lr", "final training loss: median [min, max]", "lower than GD (s=1), same seed",
-                 "median test relative L2", "reached GD's final loss", "median steps to it"],
-                [[s["label"], f"{s['lr']:.4g}",
+            f"{prof['total']} steps, {prof['seeds']} seeds (common lr {rates[d]['common']:.4g}; best lr: "
+            f"{BEST_FRACTION:g} of each stage's stability limit, per seed)\n\n" + C.markdown_table(
+                ["method", "lr per stage (median over seeds)", "final training loss: median [min, max]",
+                 "baseline", "lower than the baseline, same seed", "median test relative L2",
+                 "reached the baseline's final loss", "median steps to it"],
+                [[s["label"], s["lr"],
                   f"{C.fmt(s['median_final_train_loss'])} [{C.fmt(s['min_final_train_loss'])}, "
                   f"{C.fmt(s['max_final_train_loss'])}]",
-                  f"{s['lower_than_gd']}/{s['seeds']}", C.fmt(s["median_test_rel_l2"]),
+                  LABELS.get(s["baseline"], "-"),
+                  f"{s['lower_than_baseline']}/{s['seeds']}" if s["baseline"] else "-",
+                  C.fmt(s["median_test_rel_l2"]),
                   f"{s['reached']}/{s['seeds']}", _steps(s["median_steps_to_target"])] for s in mine]))
     return "\n\n".join(parts)
 

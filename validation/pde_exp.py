@@ -31,7 +31,8 @@ PROFILES = {
                   "eval_every": 50},
         "losses": {"problems": ["poisson_1d"], "losses": ["ritz", "sobolev", "pinn"], "width": 32, "depth": 2,
                    "points": 200, "boundary_points": 50, "test_points": 2000, "seeds": 1,
-                   "methods": {"adam": "1:300", "hrta_0.5": "0.5:100,1:200"}, "eval_every": 50},
+                   "methods": {"adam": "1:300", "hrta_0.5": "0.5:100,1:200", "hrta_1.5": "1:100,1.5:200"},
+                   "eval_every": 50},
         "workers": 1,
     },
     "full": {
@@ -44,7 +45,8 @@ PROFILES = {
                                 "poisson_3d_cube", "poisson_neumann_square"],
                    "losses": ["ritz", "sobolev", "pinn"], "width": 64, "depth": 3, "points": 1000,
                    "boundary_points": 200, "test_points": 5000, "seeds": 2,
-                   "methods": {"adam": "1:2000", "hrta_0.5": "0.5:500,1:1500"}, "eval_every": 250},
+                   "methods": {"adam": "1:2000", "hrta_0.5": "0.5:500,1:1500", "hrta_1.5": "1:500,1.5:1500"},
+                   "eval_every": 250},
         "workers": 2,
     },
 }
@@ -115,7 +117,36 @@ def _cost(t: dict) -> float:
     return steps * per
 
 
-def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int | None = None, log=print) -> dict:
+def _key(t: dict) -> tuple:
+    return (t["part"], t["problem"], t["loss"], t["method"], int(t["seed"]), t["schedule"])
+
+
+def _stem(t: dict) -> str:
+    return f"{t['part']}_{t['problem']}_{t['loss']}_{t['method']}_seed{t['seed']}"
+
+
+def load_done(out: Path) -> dict[tuple, dict]:
+    """Completed rows of an earlier call's ``runs.csv`` whose curve files exist, keyed like the
+    tasks (the schedule included, so a changed schedule is trained again)."""
+    path = out / "runs.csv"
+    if not path.exists():
+        return {}
+    done = {}
+    for r in C.read_csv(path):
+        if r["status"] != "completed":
+            continue
+        if not all((out / "histories" / f"{_stem(r)}_{kind}.csv.gz").exists() for kind in ("loss", "errors")):
+            continue
+        row = {**r, "seed": int(r["seed"]), "iterations": int(r["iterations"]),
+               "switches": [int(x) for x in str(r["switches"]).split()]}
+        for m in METRICS:
+            row[m] = float(r[m]) if r[m] not in ("", None) else math.nan
+        done[_key(row)] = row
+    return done
+
+
+def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int | None = None,
+        resume: bool = False, log=print) -> dict:
     prof = PROFILES[profile_name]
     workers = workers or prof["workers"]
     (out / "histories").mkdir(parents=True, exist_ok=True)
@@ -123,17 +154,20 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
         "paper": prof["paper"], "losses": prof["losses"], "seeds_override": seeds, "workers": workers,
         "phi": "relu3", "lr": 1e-3, "sampler": "random", "dtype": "float64"})
     tasks = sorted(tasks_of(prof, seeds), key=lambda t: -_cost(t))
-    log(f"pde ({profile_name}): {len(tasks)} runs, {workers} worker(s)")
+    done = load_done(out) if resume else {}
+    done = {k: v for k, v in done.items() if k in {_key(t) for t in tasks}}
+    todo = [t for t in tasks if _key(t) not in done]
+    log(f"pde ({profile_name}): {len(tasks)} runs ({len(done)} already done), {workers} worker(s)")
 
     def on_result(task, r):
         hist = r.pop("history")
         errs = r.pop("errors")
-        stem = f"{r['part']}_{r['problem']}_{r['loss']}_{r['method']}_seed{r['seed']}"
+        stem = _stem(r)
         C.write_curve(out / "histories" / f"{stem}_loss.csv.gz", ["iteration", "loss"],
                       zip(hist["iteration"], hist["loss"]))
         C.write_curve(out / "histories" / f"{stem}_errors.csv.gz", ["iteration", "rel_l2"], errs)
 
-    rows = C.run_tasks(task_fn, tasks, workers, on_result=on_result, log=log)
+    rows = (C.run_tasks(task_fn, todo, workers, on_result=on_result, log=log) if todo else []) + list(done.values())
     rows.sort(key=lambda r: (r["part"], r["problem"], r["loss"], r["method"], r["seed"]))
     C.write_csv(out / "runs.csv", rows, RUN_COLUMNS)
     same = same_init(rows)
@@ -143,8 +177,8 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
                                                "min", "max"])
     C.write_text(out / "pde.md", markdown(summary, prof, seeds))
     figures = plot(out, rows, prof)
-    manifest.finish(figures=[p.name for p in figures],
-                    failed_runs=sum(r["status"] != "completed" for r in rows))
+    manifest.finish(figures=[p.name for p in figures], failed_runs=sum(r["status"] != "completed" for r in rows),
+                    runs_kept_from_earlier_call=len(done))
     log((out / "pde.md").read_text())
     return {"rows": rows, "summary": summary, "figures": figures, "same_init": same}
 
@@ -209,8 +243,8 @@ def markdown(summary: list[dict], prof: dict, seeds: int | None) -> str:
         rows = [[p] + [_cell(lookup(summary, "losses", p, loss, m, metric)) for loss, m in cols]
                 for p in b["problems"]]
         parts.append(f"#### (b) {title}: Ritz vs Sobolev vs PINN (FNN {b['depth']} x {b['width']}, relu3, "
-                     f"{b['points']} interior / {b['boundary_points']} boundary points; HRTA "
-                     f"{b['methods'].get('hrta_0.5')} vs Adam {b['methods']['adam']}); median [min, max] over "
+                     f"{b['points']} interior / {b['boundary_points']} boundary points; "
+                     + ", ".join(f"{LABELS[k]} {v}" for k, v in b["methods"].items()) + "); median [min, max] over "
                      f"{seeds or b['seeds']} seeds\n\n" + C.markdown_table(header, rows))
     return "\n\n".join(parts)
 

@@ -2,7 +2,7 @@
 
     python validation/run.py approx          --profile quick|full [--out DIR] [--seeds N] [--workers N]
     python validation/run.py theorem         --profile quick|full [--out DIR]
-    python validation/run.py pde             --profile quick|full [--out DIR] [--workers N]
+    python validation/run.py pde             --profile quick|full [--out DIR] [--seeds N] [--workers N] [--resume]
     python validation/run.py time-to-target  --profile quick|full [--out DIR] [--seeds N] [--workers N]
     python validation/run.py gd              --profile quick|full [--out DIR] [--seeds N] [--workers N]
     python validation/run.py report          [--profile full|quick] [--results DIR] [--output FILE]
@@ -39,8 +39,9 @@ def main(argv=None) -> int:
                            help="worker processes, one thread each (default: 1 quick, 2 full)")
         if name in ("approx", "time-to-target", "pde", "gd"):
             p.add_argument("--seeds", type=int, default=None, help="override the profile's number of seeds")
-        if name == "approx":
+        if name in ("approx", "pde"):
             p.add_argument("--resume", action="store_true", help="keep completed runs of an earlier call")
+        if name == "approx":
             p.add_argument("--tables-only", action="store_true",
                            help="train nothing: tabulate the completed runs already in --out (after an interrupted run)")
     p = sub.add_parser("report")
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
     elif args.command == "pde":
         from validation import pde_exp
 
-        pde_exp.run(args.profile, out, seeds=args.seeds, workers=args.workers, log=_log)
+        pde_exp.run(args.profile, out, seeds=args.seeds, workers=args.workers, resume=args.resume, log=_log)
     elif args.command == "gd":
         from validation import gd_exp
 
