@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--losses", default="ritz,sobolev,pinn", help="comma separated (default ritz,sobolev,pinn)")
             sp.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default 3)")
         sp.add_argument("--schedule", default=None, help="HRTA stages S:N[:LR], comma separated; S:<=N "
-                        "ends at a plateau (default: 1:1000,1.5:5000 for sobolev and l2, 1:4000 for ritz, 1:2000 for pinn)")
+                        "ends at a plateau (default one stage: 1:6000 for sobolev and l2, 1:4000 for ritz, 1:2000 for pinn)")
         sp.add_argument("--lr", type=_float, default=None, help="Adam learning rate (default 1e-3)")
         sp.add_argument("--reset-optimizer", action="store_true", default=None,
                         help="clear Adam's state at each stage switch")
