@@ -70,9 +70,10 @@ def kernel_table(dim: int) -> list[dict]:
     return rows
 
 
-def learning_rates(dim: int) -> dict[str, float]:
-    """``{"common": n / max_s lambda_max(H_s)}`` from the closed form (see the module docstring)."""
-    rows = kernel_table(dim)
+def learning_rates(dim: int, kernel: list[dict] | None = None) -> dict[str, float]:
+    """``{"common": n / max_s lambda_max(H_s)}`` from the closed form (see the module docstring);
+    ``kernel``: the rows of :func:`kernel_table` for ``dim``, if already computed."""
+    rows = kernel if kernel is not None else kernel_table(dim)
     return {"common": rows[0]["points"] / max(r["lambda_max"] for r in rows)}
 
 
@@ -81,14 +82,14 @@ def best_schedule(schedule: str, net, x) -> str:
     empirical Gram matrix ``J J^T`` of ``net`` at that stage's s (``net`` is left at its s)."""
     from hrta_pde.networks import homotopy_activations, set_s
     from hrta_pde.ntk import empirical_gram_module
+    from hrta_pde.schedule import parse_schedule
 
     s0 = float(homotopy_activations(net)[0].s)
     stages = []
-    for part in schedule.split(","):
-        s_val, n_it = part.split(":")[:2]
-        set_s(net, float(s_val))
+    for st in parse_schedule(schedule).stages:
+        set_s(net, st.s)
         lam = float(np.linalg.eigvalsh(empirical_gram_module(net, x).detach().cpu().numpy())[-1])
-        stages.append(f"{s_val}:{n_it}:{BEST_FRACTION * 2 * x.shape[0] / lam:.6g}")
+        stages.append(f"{st.s:g}:{st.iterations}:{BEST_FRACTION * 2 * x.shape[0] / lam:.6g}")
     set_s(net, s0)
     return ",".join(stages)
 
@@ -140,8 +141,9 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
         prof["seeds"] = seeds
     workers = workers or prof["workers"]
     scheds = schedules(prof["first"], prof["total"])
-    rates = {d: learning_rates(d) for d in prof["dims"]}
-    kernel = [r for d in prof["dims"] for r in kernel_table(d)]
+    kernels = {d: kernel_table(d) for d in prof["dims"]}
+    rates = {d: learning_rates(d, kernels[d]) for d in prof["dims"]}
+    kernel = [r for d in prof["dims"] for r in kernels[d]]
     (out / "curves").mkdir(parents=True, exist_ok=True)
     manifest = C.Manifest(out, "gd", profile_name, {
         **prof, "workers": workers, "schedules": scheds, "labels": LABELS, "targets": {d: TARGETS[d] for d in prof["dims"]},
@@ -164,7 +166,7 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
 
     rows = C.run_tasks(task_fn, tasks, workers, on_result=on_result, log=log)
     for r in rows:  # steps to reach the final loss of the same protocol's baseline, same seed
-        base_m = "gd_best" if PROTOCOL[r["method"]] == "best" else "gd"
+        base_m = BASELINE.get(r["method"], r["method"])
         base = next(b for b in rows if (b["dim"], b["seed"], b["method"]) == (r["dim"], r["seed"], base_m))
         c = read_curve(out, r["dim"], r["seed"], r["method"])
         r["target_loss"] = base["final_train_loss"]

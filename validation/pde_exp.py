@@ -121,7 +121,7 @@ def _key(t: dict) -> tuple:
     return (t["part"], t["problem"], t["loss"], t["method"], int(t["seed"]), t["schedule"])
 
 
-def _stem(t: dict) -> str:
+def run_stem(t: dict) -> str:
     return f"{t['part']}_{t['problem']}_{t['loss']}_{t['method']}_seed{t['seed']}"
 
 
@@ -135,7 +135,7 @@ def load_done(out: Path) -> dict[tuple, dict]:
     for r in C.read_csv(path):
         if r["status"] != "completed":
             continue
-        if not all((out / "histories" / f"{_stem(r)}_{kind}.csv.gz").exists() for kind in ("loss", "errors")):
+        if not all((out / "histories" / f"{run_stem(r)}_{kind}.csv.gz").exists() for kind in ("loss", "errors")):
             continue
         row = {**r, "seed": int(r["seed"]), "iterations": int(r["iterations"]),
                "switches": [int(x) for x in str(r["switches"]).split()]}
@@ -162,7 +162,7 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
     def on_result(task, r):
         hist = r.pop("history")
         errs = r.pop("errors")
-        stem = _stem(r)
+        stem = run_stem(r)
         C.write_curve(out / "histories" / f"{stem}_loss.csv.gz", ["iteration", "loss"],
                       zip(hist["iteration"], hist["loss"]))
         C.write_curve(out / "histories" / f"{stem}_errors.csv.gz", ["iteration", "rel_l2"], errs)

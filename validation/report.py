@@ -10,7 +10,9 @@ import math
 import os
 from pathlib import Path
 
-from validation import common as C
+import numpy as np
+
+from validation import common as C, gd_exp
 
 EXPERIMENTS = ("approx", "theorem", "time-to-target", "pde", "gd")
 HRTA_METHODS = {"hrta_0.5": "HRTA 0.5->1", "hrta_1.5": "HRTA 1->1.5", "hrta_plateau": "HRTA 0.5->1 (plateau)"}
@@ -352,24 +354,35 @@ def pde_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], l
     return "\n".join(text), facts, verdicts
 
 
+def _across(x, y, at: float) -> tuple[float, float] | None:
+    """``(y after / y before, x gap)`` between the last record with ``x < at`` and the first with
+    ``x >= at`` (a value across a stage switch); None if either side is missing or y before is 0."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    before, after = np.flatnonzero(x < at), np.flatnonzero(x >= at)
+    if not before.size or not after.size or y[before[-1]] == 0:
+        return None
+    return float(y[after[0]] / y[before[-1]]), float(x[after[0]] - x[before[-1]])
+
+
 def _switch_jumps(folder: Path, runs: list[dict]) -> tuple[list[float], list[int]]:
     """Per HRTA run of part (b): relative L2 error at the first evaluation after the stage switch
     divided by the one at the last evaluation before it (from ``histories/*_errors.csv.gz``), and
     the number of iterations between those two evaluations."""
+    from validation.pde_exp import run_stem
+
     out, gaps = [], []
     for r in runs:
         if r["part"] != "losses" or r["method"] == "adam" or not str(r["switches"]).split():
             continue
-        path = folder / "histories" / f"{r['part']}_{r['problem']}_{r['loss']}_{r['method']}_seed{r['seed']}_errors.csv.gz"
+        path = folder / "histories" / f"{run_stem(r)}_errors.csv.gz"
         if not path.exists():
             continue
         c = C.read_curve(path)
-        sw = int(str(r["switches"]).split()[0])  # first iteration of the second stage
-        before = [(i, e) for i, e in zip(c["iteration"], c["rel_l2"]) if i < sw]
-        after = [(i, e) for i, e in zip(c["iteration"], c["rel_l2"]) if i >= sw]
-        if before and after and before[-1][1] > 0:
-            out.append(float(after[0][1] / before[-1][1]))
-            gaps.append(int(after[0][0] - before[-1][0]))
+        # the first iteration of the second stage
+        j = _across(c["iteration"], c["rel_l2"], int(str(r["switches"]).split()[0]))
+        if j is not None:
+            out.append(j[0])
+            gaps.append(int(j[1]))
     return out, gaps
 
 
@@ -420,11 +433,11 @@ def gd_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], li
             for x in runs:
                 if int(x["dim"]) != d or x["method"] != meth or not str(x["switches"]).split():
                     continue
-                c = C.read_curve(folder / "curves" / f"d{d}_seed{x['seed']}_{meth}.csv.gz")
-                sw = int(str(x["switches"]).split()[0]) - 1  # updates done when the second stage starts
-                before, after = c["loss"][c["updates"] < sw], c["loss"][c["updates"] >= sw]
-                if before.size and after.size:
-                    jumps.append(float(after[0] / before[-1]))
+                c = gd_exp.read_curve(folder, d, x["seed"], meth)
+                # updates done when the second stage starts
+                j = _across(c["updates"], c["loss"], int(str(x["switches"]).split()[0]) - 1)
+                if j is not None:
+                    jumps.append(j[0])
             if jumps:
                 mj = _median(jumps)
                 facts.append(f"d={d}: {r['label']}: at the stage switch the training loss {'rose' if mj > 1 else 'fell'} "
