@@ -40,6 +40,10 @@ class HRTACallback(dde.callbacks.Callback):
         super().__init__()
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule={schedule!r} is not a Schedule")
+        if schedule.optimizers != ("adam",):
+            raise ValueError(f"HRTACallback runs inside model.train, whose optimizer is the model's own; the "
+                             f"schedule asks for {', '.join(schedule.optimizers)}: run it with "
+                             "hrta_pde.train_model(model, schedule) instead")
         self.schedule = schedule
         self.record_every = int(record_every)
         self.history = History()
@@ -61,8 +65,14 @@ class HRTACallback(dde.callbacks.Callback):
         self.detector = PlateauDetector(st.plateau) if st.plateau is not None else None
 
     def on_train_begin(self):
+        if isinstance(self.model.opt, torch.optim.LBFGS):
+            raise ValueError(
+                "HRTACallback switches s between steps of model.train, and DeepXDE's L-BFGS runs many "
+                "iterations inside one step: for L-BFGS stages use hrta_pde.train_model(model, "
+                "parse_schedule('1:5000,1:1000@lbfgs')), which runs adam, lbfgs and engd stages on this model")
         if self.model.opt is None or not isinstance(self.model.opt, torch.optim.Adam):
-            raise ValueError("HRTACallback needs a model compiled with 'adam' (DeepXDE PyTorch backend)")
+            raise ValueError("HRTACallback needs a model compiled with 'adam' (DeepXDE PyTorch backend); "
+                             "for other optimizers use hrta_pde.train_model(model, schedule)")
         self.params = [p for p in self.model.net.parameters() if p.requires_grad]
         self.snapshots = [[p.detach().clone() for p in self.params] for _ in range(2)]
         self.iteration = 0

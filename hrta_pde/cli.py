@@ -94,10 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--schedule", default=None, help="HRTA stages S:N[:LR], comma separated; S:<=N "
                         "ends at a plateau (default one stage: 1:6000 for sobolev and l2, 1:4000 for ritz, 1:2000 for pinn)")
         sp.add_argument("--lr", type=_float, default=None, help="Adam learning rate (default 1e-3)")
+        sp.add_argument("--engd-damping", type=_float, default=None,
+                        help="engd damping: mu of (G + mu I)^+ grad with --engd-method linesearch (default 0: "
+                        "the pseudo-inverse; lm tries a grid of dampings)")
+        sp.add_argument("--engd-method", choices=["linesearch", "lm"], default=None,
+                        help="engd step: a grid line search on the step size, or Levenberg-Marquardt damping")
         sp.add_argument("--reset-optimizer", action="store_true", default=None,
                         help="clear Adam's state at each stage switch")
         sp.add_argument("--net", choices=["fnn", "paper"], default=None,
                         help="fnn: DeepXDE FNN, Glorot init (default); paper: N(0,1) init, NTK scaling")
+        sp.add_argument("--init", choices=["domain", "glorot"], default=None,
+                        help="FNN initialisation: domain (first-layer transitions through the domain, "
+                        "unit-scale pre-activations on the training points; default) or glorot (DeepXDE's)")
         sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 64)")
         sp.add_argument("--depth", type=_positive_int, default=None, help="hidden layers (default 3)")
         sp.add_argument("--phi", default=None, help="target activation phi: relu3 (default), relu2, relu, tanh, sin")
@@ -147,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _SOLVER_FLAGS = ("loss", "schedule", "lr", "reset_optimizer", "net", "width", "depth", "phi", "points",
                  "boundary_points", "sampler", "beta", "hard_bc", "test_points", "eval_every", "seed", "dtype",
-                 "device")
+                 "device", "engd_damping", "engd_method", "init")
 
 
 def _solver_config(args, problem):

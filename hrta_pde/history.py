@@ -1,8 +1,9 @@
 """Training history: one row per recorded iteration, stage switches, and periodic evaluations.
 
 Columns of the main table: ``iteration`` (global, 1-based: the loss of the parameters that
-update ``iteration`` starts from), ``stage`` (1-based), ``s``, ``lr``, ``loss`` (the total), one
-column per loss term, and ``time`` (seconds of training so far). Saved as CSV.
+update ``iteration`` starts from), ``stage`` (1-based), ``s``, ``lr`` (the step size: Adam's learning
+rate, the L-BFGS line-search step, the ENGD step ``eta``), ``loss`` (the total), one column per loss
+term, ``optimizer`` and ``time`` (seconds of training so far). Saved as CSV.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ BASE_COLUMNS = ("iteration", "stage", "s", "lr", "loss")
 
 
 class History:
-    """Rows of ``(iteration, stage, s, lr, loss, *terms, time)``, switch points and evaluations."""
+    """Rows of ``(iteration, stage, s, lr, loss, *terms, optimizer, time)``, switches and evaluations."""
 
     def __init__(self, term_names: tuple[str, ...] = ()):
         self.term_names = tuple(term_names)
@@ -25,11 +26,11 @@ class History:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return BASE_COLUMNS + self.term_names + ("time",)
+        return BASE_COLUMNS + self.term_names + ("optimizer", "time")
 
     def append(self, iteration: int, stage: int, s: float, lr: float, loss: float,
-               terms: list[float], time: float) -> None:
-        self.rows.append((iteration, stage, s, lr, loss, *terms, time))
+               terms: list[float], time: float, optimizer: str = "adam") -> None:
+        self.rows.append((iteration, stage, s, lr, loss, *terms, optimizer, time))
 
     def column(self, name: str) -> list:
         j = self.columns.index(name)
@@ -37,10 +38,6 @@ class History:
 
     def __len__(self) -> int:
         return len(self.rows)
-
-    @property
-    def last_loss(self) -> float:
-        return self.rows[-1][4] if self.rows else math.nan
 
     def final_finite_loss(self) -> float:
         for row in reversed(self.rows):
@@ -81,9 +78,12 @@ class History:
             header = next(reader)
             if tuple(header[:5]) != BASE_COLUMNS or header[-1] != "time":
                 raise ValueError(f"{path} is not a hrta_pde history CSV (header {header[:5]}...)")
-            h = cls(tuple(header[5:-1]))
+            named = header[-2] == "optimizer"
+            h = cls(tuple(header[5:-2] if named else header[5:-1]))
             for row in reader:
-                h.rows.append((int(row[0]), int(row[1]), *map(float, row[2:])))
+                optimizer = row[-2] if named else "adam"
+                numbers = row[2:-2] if named else row[2:-1]
+                h.rows.append((int(row[0]), int(row[1]), *map(float, numbers), optimizer, float(row[-1])))
         stages = h.column("stage")
         h.switches = [h.rows[i][0] for i in range(1, len(stages)) if stages[i] != stages[i - 1]]
         return h

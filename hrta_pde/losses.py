@@ -23,6 +23,8 @@ from typing import Callable
 
 import torch
 
+from hrta_pde.engd import GramTerm
+
 LOSSES = ("ritz", "sobolev", "pinn", "l2")
 
 
@@ -129,6 +131,58 @@ def l2_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
     u = net(c.x)[:, 0]
     return {"value": ((u - c.u_star) ** 2).mean()}
 
+
+# -- the function-space Hessian of each loss, as data (for the energy natural gradient) ------------
+# Each list of terms gives the bilinear form whose pull-back is the Gram matrix of hrta_pde.engd:
+# sum_k sum_i w_ki (L_k u)(x_i)^2 is the quadratic part of the loss written as (1/2) u^T H u, so
+# the weights are twice the loss's factors (the Ritz energy already carries its 1/2).
+def _mean_term(c: LossContext) -> list[GramTerm]:
+    return [GramTerm("mean", c.x, 2.0 * c.gamma, kind="mean")] if c.pure_neumann else []
+
+
+def _boundary_terms(c: LossContext, dirichlet_weight: torch.Tensor, neumann: bool) -> list[GramTerm]:
+    terms = []
+    if c.has_dirichlet:
+        terms.append(GramTerm("dirichlet", c.xb, dirichlet_weight, value=torch.ones_like(c.dmask)))
+    if neumann and c.has_neumann:
+        terms.append(GramTerm("neumann", c.xb, 2.0 * c.beta * c.nmask / c.nmask.sum().clamp(min=1),
+                              grad=c.b.normal))
+    return terms
+
+
+def ritz_gram(c: LossContext) -> list[GramTerm]:
+    """``int |grad u|^2`` (weights ``|Omega| / n``), the penalty trace and the mean row."""
+    n = c.x.shape[0]
+    terms = [GramTerm("energy", c.x, torch.full((n,), c.measure / n, dtype=c.x.dtype), kind="gradient")]
+    nb = c.xb.shape[0]
+    terms += _boundary_terms(c, 2.0 * c.beta * c.bmeasure * c.dmask / nb, neumann=False)
+    return terms + _mean_term(c)
+
+
+def sobolev_gram(c: LossContext) -> list[GramTerm]:
+    """Values and gradients at the interior points, weights ``2 / n``."""
+    n = c.x.shape[0]
+    w = torch.full((n,), 2.0 / n, dtype=c.x.dtype)
+    return [GramTerm("value", c.x, w, value=torch.ones(n, dtype=c.x.dtype)),
+            GramTerm("gradient", c.x, w, kind="gradient")]
+
+
+def pinn_gram(c: LossContext) -> list[GramTerm]:
+    """``-Laplace u`` at the interior points, the trace and the normal derivative at the boundary."""
+    n = c.x.shape[0]
+    terms = [GramTerm("residual", c.x, torch.full((n,), 2.0 / n, dtype=c.x.dtype),
+                      lap=-torch.ones(n, dtype=c.x.dtype))]
+    terms += _boundary_terms(c, 2.0 * c.beta * c.dmask / c.dmask.sum().clamp(min=1), neumann=True)
+    return terms + _mean_term(c)
+
+
+def l2_gram(c: LossContext) -> list[GramTerm]:
+    """Values at the interior points, weights ``2 / n``."""
+    n = c.x.shape[0]
+    return [GramTerm("value", c.x, torch.full((n,), 2.0 / n, dtype=c.x.dtype), value=torch.ones(n, dtype=c.x.dtype))]
+
+
+GRAM_FORMS = {"ritz": ritz_gram, "sobolev": sobolev_gram, "pinn": pinn_gram, "l2": l2_gram}
 
 LOSS_FUNCTIONS = {"ritz": ritz_loss, "sobolev": sobolev_loss, "pinn": pinn_loss, "l2": l2_loss}
 

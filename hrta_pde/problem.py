@@ -94,7 +94,8 @@ SAMPLERS = ("random", "uniform", "sobol")
 # The fields of hrta_pde.solve.SolveConfig (a test keeps the two in step).
 SOLVER_KEYS = ("loss", "schedule", "lr", "reset_optimizer", "plateau_window", "plateau_threshold", "net",
                "width", "depth", "phi", "points", "boundary_points", "sampler", "beta", "test_points",
-               "eval_every", "checkpoint_every", "hard_bc", "record_every", "seed", "dtype", "device")
+               "eval_every", "checkpoint_every", "hard_bc", "record_every", "seed", "dtype", "device",
+               "engd_damping", "engd_method", "init")
 MAX_DIM = 10
 
 _TOP_KEYS = ("name", "description", "domain", "solution", "boundary", "solver")

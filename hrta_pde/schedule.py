@@ -1,4 +1,9 @@
-"""A training schedule is data: a list of stages ``(s, iterations, lr)`` (METHOD.md section 2).
+"""A training schedule is data: a list of stages ``(s, iterations, lr, optimizer)`` (METHOD.md section 2).
+
+The optimizer of a stage is ``adam`` (the paper's), ``lbfgs`` (``torch.optim.LBFGS`` with a
+strong-Wolfe line search, one L-BFGS iteration per stage iteration) or ``engd`` (the energy natural
+gradient of :mod:`hrta_pde.engd`: one Gauss-Newton/Newton step in function space per iteration).
+``s`` changes at every switch whatever the optimizer.
 
 A stage either runs a fixed number of iterations, or -- with a :class:`PlateauRule` -- ends when
 the loss plateaus (and after ``iterations`` at most).
@@ -31,6 +36,10 @@ import math
 from dataclasses import dataclass
 
 from hrta_pde.activation import check_s
+
+
+#: The optimizers a stage can use.
+OPTIMIZERS = ("adam", "lbfgs", "engd")
 
 
 class ScheduleError(ValueError):
@@ -85,15 +94,18 @@ class PlateauDetector:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: activation ``sigma_s``, at most ``iterations`` Adam steps at learning rate ``lr``.
+    """One stage: activation ``sigma_s``, at most ``iterations`` steps of ``optimizer``.
 
-    ``lr=None`` takes the schedule's learning rate. With ``plateau`` set, the stage may end early.
+    ``lr=None`` takes the schedule's learning rate for Adam, 1 for L-BFGS (its line search scales
+    the step) and is unused by ENGD (its step size comes from a line search). With ``plateau`` set,
+    the stage may end early; an ENGD stage also ends when no step size lowers the loss.
     """
 
     s: float
     iterations: int
     lr: float | None = None
     plateau: PlateauRule | None = None
+    optimizer: str = "adam"
 
     def __post_init__(self):
         try:
@@ -105,6 +117,8 @@ class Stage:
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
                                         and self.lr > 0):
             raise ScheduleError(f"stage lr={self.lr!r} must be a positive number")
+        if self.optimizer not in OPTIMIZERS:
+            raise ScheduleError(f"stage optimizer={self.optimizer!r} is unknown: use one of {', '.join(OPTIMIZERS)}")
 
 
 @dataclass(frozen=True)
@@ -139,8 +153,16 @@ class Schedule:
         return sum(st.iterations for st in self.stages)
 
     def stage_lr(self, index: int) -> float:
+        """The stage's learning rate: its own, else 1 for L-BFGS and the schedule's for the others."""
         st = self.stages[index]
-        return self.lr if st.lr is None else float(st.lr)
+        if st.lr is not None:
+            return float(st.lr)
+        return 1.0 if st.optimizer == "lbfgs" else self.lr
+
+    @property
+    def optimizers(self) -> tuple[str, ...]:
+        """The optimizers the stages use, each once, in order of first use."""
+        return tuple(dict.fromkeys(st.optimizer for st in self.stages))
 
     def boundaries(self) -> list[int]:
         """Global iterations at which the fixed-length stages 2, 3, ... start."""
@@ -157,6 +179,8 @@ class Schedule:
             d = {"s": st.s, "iterations": st.iterations}
             if st.lr is not None:
                 d["lr"] = st.lr
+            if st.optimizer != "adam":
+                d["optimizer"] = st.optimizer
             if st.plateau is not None:
                 d["plateau"] = {"window": st.plateau.window, "threshold": st.plateau.threshold,
                                 "min_iterations": st.plateau.min_iterations}
@@ -173,10 +197,10 @@ class Schedule:
         for i, d in enumerate(data.get("stages", [])):
             if not isinstance(d, dict):
                 raise ScheduleError(f"stage {i + 1} is {d!r}: write it as a table with s and iterations")
-            extra = set(d) - {"s", "iterations", "lr", "plateau"}
+            extra = set(d) - {"s", "iterations", "lr", "plateau", "optimizer"}
             if extra or "s" not in d or "iterations" not in d:
                 raise ScheduleError(f"stage {i + 1} has keys {sorted(d)}: it needs s and iterations, "
-                                    "and may have lr and plateau")
+                                    "and may have lr, plateau and optimizer")
             plateau = d.get("plateau")
             if plateau is not None:
                 bad = set(plateau) - {"window", "threshold", "min_iterations"}
@@ -184,26 +208,32 @@ class Schedule:
                     raise ScheduleError(f"unknown plateau key(s) {sorted(bad)}; allowed: "
                                         "window, threshold, min_iterations")
                 plateau = PlateauRule(**plateau)
-            stages.append(Stage(d["s"], d["iterations"], d.get("lr"), plateau))
+            stages.append(Stage(d["s"], d["iterations"], d.get("lr"), plateau, d.get("optimizer", "adam")))
         return cls(stages, lr=data.get("lr", 1e-3), reset_optimizer=data.get("reset_optimizer", False))
 
 
 def parse_schedule(text: str, lr: float = 1e-3, plateau: PlateauRule | None = None,
                    reset_optimizer: bool = False) -> Schedule:
-    """Parse the CLI form ``"S:N[:LR],S:N[:LR],..."``.
+    """Parse the CLI form ``"S:N[:LR][@OPTIMIZER],..."``.
 
     ``S:N`` is a fixed stage of ``N`` iterations with ``s = S``; ``S:<=N`` is a plateau-triggered
     stage of at most ``N`` iterations (rule ``plateau``, default :class:`PlateauRule()`); an
-    optional third field sets the stage's learning rate. Example: ``"0.5:3000,1:13000"``.
+    optional third field sets the stage's learning rate; ``@adam`` (the default), ``@lbfgs`` or
+    ``@engd`` chooses the optimizer. Examples: ``"0.5:3000,1:13000"``, ``"1:500,1:100@engd"``.
     """
     if not isinstance(text, str) or not text.strip():
         raise ScheduleError("the schedule is empty: give stages such as '0.5:3000,1:13000'")
     stages = []
     for item in text.split(","):
-        parts = [p.strip() for p in item.strip().split(":")]
+        body, at, opt = item.partition("@")
+        opt = opt.strip().lower() if at else "adam"
+        if at and opt not in OPTIMIZERS:
+            raise ScheduleError(f"stage {item.strip()!r}: optimizer {opt!r} is unknown: write "
+                                f"@{', @'.join(OPTIMIZERS)}")
+        parts = [p.strip() for p in body.strip().split(":")]
         if len(parts) not in (2, 3) or not all(parts):
-            raise ScheduleError(f"cannot read stage {item.strip()!r}: write S:ITERATIONS[:LR], "
-                                "e.g. 0.5:3000 or 0.5:<=8000 (ends at a plateau)")
+            raise ScheduleError(f"cannot read stage {item.strip()!r}: write S:ITERATIONS[:LR][@OPTIMIZER], "
+                                "e.g. 0.5:3000, 0.5:<=8000 (ends at a plateau) or 1:100@engd")
         try:
             s = float(parts[0])
         except ValueError:
@@ -221,7 +251,7 @@ def parse_schedule(text: str, lr: float = 1e-3, plateau: PlateauRule | None = No
                 stage_lr = float(parts[2])
             except ValueError:
                 raise ScheduleError(f"stage {item.strip()!r}: lr={parts[2]!r} is not a number") from None
-        stages.append(Stage(s, n, stage_lr, rule))
+        stages.append(Stage(s, n, stage_lr, rule, opt))
     return Schedule(stages, lr=lr, reset_optimizer=reset_optimizer)
 
 
@@ -230,5 +260,5 @@ def with_lr(schedule: Schedule, lr: float) -> Schedule:
     return Schedule(schedule.stages, lr=lr, reset_optimizer=schedule.reset_optimizer)
 
 
-__all__ = ["PlateauRule", "PlateauDetector", "Stage", "Schedule", "ScheduleError",
+__all__ = ["OPTIMIZERS", "PlateauRule", "PlateauDetector", "Stage", "Schedule", "ScheduleError",
            "parse_schedule", "with_lr"]

@@ -22,11 +22,12 @@ import torch
 from hrta_pde._backend import resolve_device, resolve_dtype
 from hrta_pde.activation import get_phi
 from hrta_pde.history import History
-from hrta_pde.losses import LOSS_FUNCTIONS, LossContext, check_loss
+from hrta_pde.engd import EngdOptions, GramJacobian
+from hrta_pde.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext, check_loss
 from hrta_pde.metrics import evaluate
 from hrta_pde.networks import HomotopyNet, homotopy_fnn
 from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
-from hrta_pde.train import Hooks, Position, TrainResult, train
+from hrta_pde.train import Hooks, Position, StageOptimizers, TrainResult, train
 
 #: Default schedules: one stage (s = 1) for every loss. With phi = ReLU^3 in a deep FNN and Adam,
 #: no schedule with a switch of s was better than one stage of the same length across problems:
@@ -53,6 +54,7 @@ class SolveConfig:
     plateau_window: int = 500
     plateau_threshold: float = 0.01
     net: str = "fnn"        # "fnn": dde.nn.FNN (Glorot normal); "paper": HomotopyNet (N(0,1), NTK scaling)
+    init: str = "domain"    # "domain": domain_init of the FNN on the training points; "glorot": DeepXDE's
     width: int = 64
     depth: int = 3
     phi: str = "relu3"
@@ -71,6 +73,8 @@ class SolveConfig:
     seed: int = 0
     dtype: str = "float64"
     device: str = "auto"
+    engd_damping: float = 0.0  # linesearch: mu of (G + mu I)^+ grad (0: the pseudo-inverse)
+    engd_method: str = "linesearch"  # "linesearch" (grid of step sizes) or "lm" (Levenberg-Marquardt)
 
     def validate(self) -> None:
         for name in ("width", "depth", "points", "boundary_points", "test_points", "eval_every",
@@ -80,13 +84,19 @@ class SolveConfig:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
         if self.net not in ("fnn", "paper"):
             raise ValueError(f"net={self.net!r} is unknown: use 'fnn' or 'paper'")
+        if self.init not in ("domain", "glorot"):
+            raise ValueError(f"init={self.init!r} is unknown: use 'domain' or 'glorot'")
         if self.sampler not in ("random", "uniform", "sobol"):
             raise ValueError(f"sampler={self.sampler!r} is unknown: use random, uniform or sobol")
         if self.beta is not None and not (math.isfinite(self.beta) and self.beta >= 0):
             raise ValueError(f"beta={self.beta!r} must be a number >= 0")
         get_phi(self.phi)
         resolve_dtype(self.dtype)
+        self.engd_options()
         self.make_schedule()
+
+    def engd_options(self) -> EngdOptions:
+        return EngdOptions(damping=self.engd_damping, method=self.engd_method)
 
     def resolved_schedule(self) -> str:
         """The schedule text: the one given, else the default of the loss."""
@@ -110,8 +120,12 @@ class SolveConfig:
         return cfg
 
 
-def build_network(cfg: SolveConfig, dim: int, generator: torch.Generator, dtype, device):
-    """The solver's network: a ``dde.nn.FNN`` or the paper's ``HomotopyNet``, with ``s = 1``."""
+def build_network(cfg: SolveConfig, dim: int, generator: torch.Generator, dtype, device, points=None):
+    """The solver's network: a ``dde.nn.FNN`` or the paper's ``HomotopyNet``, with ``s = 1``.
+
+    With ``cfg.init == "domain"`` and the interior ``points`` given, the FNN is then initialised
+    for the domain (:func:`domain_init`).
+    """
     if cfg.net == "paper":
         net = HomotopyNet(dim, [cfg.width] * cfg.depth, cfg.phi, s=1.0, generator=generator, dtype=dtype)
     else:
@@ -119,7 +133,43 @@ def build_network(cfg: SolveConfig, dim: int, generator: torch.Generator, dtype,
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             net = homotopy_fnn([dim] + [cfg.width] * cfg.depth + [1], cfg.phi, 1.0)
         net = net.to(dtype)
+        if cfg.init == "domain" and points is not None:
+            domain_init(net, points.detach().to("cpu", dtype), generator)
     return net.to(device)
+
+
+#: Standard deviation, over the training points, of every hidden pre-activation after domain_init.
+INIT_PREACTIVATION_STD = 1.2
+
+
+@torch.no_grad()
+def domain_init(net, x: torch.Tensor, generator: torch.Generator, std: float = INIT_PREACTIVATION_STD):
+    """Initialise a ``dde.nn.FNN`` for the points ``x`` of its domain (a data-dependent init).
+
+    First layer: directions ``w_k ~ N(0, I)`` and biases ``b_k = -w_k . c_k`` with ``c_k`` one of
+    the points, so that every unit's transition (tanh) or kink (ReLU^k) crosses the domain; deeper
+    layers keep their Glorot weights. Each hidden layer is then rescaled so that its pre-activations
+    have standard deviation ``std`` over the points (as in LSUV, Mishkin and Matas 2016). Glorot
+    weights with zero biases put every first-layer hyperplane through the origin, and with
+    ``phi = ReLU^3`` three layers shrank the output to 1e-11..1e-14 (a constant network that no
+    optimizer moves); with this init no layer starts vanishing or saturated, and the energy natural
+    gradient converges from the first steps (benchmarks/README.md).
+    """
+    linears = net.linears
+    first = linears[0]
+    w = torch.randn(first.weight.shape, generator=generator, dtype=torch.float64).to(first.weight.dtype)
+    idx = torch.randint(0, x.shape[0], (first.weight.shape[0],), generator=generator)
+    first.weight.copy_(w)
+    first.bias.copy_(-(w * x[idx].to(w.dtype)).sum(dim=1))
+    h = x.to(first.weight.dtype)
+    acts = net.activation if isinstance(net.activation, (list, tuple)) else [net.activation] * (len(linears) - 1)
+    for layer, act in zip(linears[:-1], acts):
+        z = layer(h)
+        spread = z.std(dim=0).mean()
+        if float(spread) > 0:
+            layer.weight.mul_(std / spread)
+            layer.bias.mul_(std / spread)
+        h = act(layer(h))
 
 
 def _hard_bc_obstacle(problem) -> str | None:
@@ -217,7 +267,7 @@ class Setup:
         test_gen = torch.Generator().manual_seed(cfg.seed + 7919)
         self.x_test = problem.sample_interior(cfg.test_points, generator=test_gen, sampler="random",
                                               dtype=self.dtype, device=self.device)
-        self.net = build_network(cfg, problem.dim, gen, self.dtype, self.device)
+        self.net = build_network(cfg, problem.dim, gen, self.dtype, self.device, points=self.x)
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
         self.context = LossContext(problem, self.x, self.boundary, beta=beta)
 
@@ -240,7 +290,6 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
     from hrta_pde.checkpoint import catch_sigint, save_checkpoint, set_rng_state
     from hrta_pde.problem import problem_to_toml
     from hrta_pde.runio import make_run_dir
-    from hrta_pde.train import make_adam
 
     setup = setup or Setup(problem, cfg, points=resume.get("points") if resume else None)
     loss_name = check_loss(cfg.loss, problem, cfg.phi)
@@ -256,22 +305,28 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
     net = copy.deepcopy(setup.net)
     if hard_transform is not None:
         net.apply_output_transform(hard_transform)
-    optimizer = make_adam(net.parameters(), schedule.stage_lr(0))
+    context = setup.context
+    jacobian = None
+    if "engd" in schedule.optimizers:
+        terms = [t for t in GRAM_FORMS[loss_name](context)
+                 if not (cfg.hard_bc and t.name == "dirichlet")]  # u = g there whatever the parameters
+        jacobian = GramJacobian(net, terms)
+    optimizers = StageOptimizers(list(net.parameters()), schedule, jacobian=jacobian, engd=cfg.engd_options())
     history, position = History(), Position()
     if resume is not None:
         net.load_state_dict(resume["net"])
-        optimizer.load_state_dict(resume["optimizer"])
+        state = resume["optimizer"]
+        optimizers.load_state_dict(state if "adam" in state else {"adam": state})  # older checkpoints: Adam only
         history = History.from_state_dict(resume["history"])
         position = Position(**resume["position"])
         set_rng_state(resume["rng"])
-    context = setup.context
     loss_fn = LOSS_FUNCTIONS[loss_name]
     can_measure = problem.has_exact or reference is not None
 
     def checkpoint(pos: Position) -> None:
         if run_dir is not None:
             save_checkpoint(run_dir / "checkpoint.pt", {
-                "net": net.state_dict(), "optimizer": optimizer.state_dict(), "position": pos.state_dict(),
+                "net": net.state_dict(), "optimizer": optimizers.state_dict(), "position": pos.state_dict(),
                 "history": history.state_dict(), "rng": _rng(), "config": asdict(cfg),
                 "problem": problem.spec, "points": setup.points_state()})
 
@@ -286,7 +341,7 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
             return stop
 
         t0 = time.perf_counter()
-        result = train(net, lambda: loss_fn(net, context), schedule, optimizer=optimizer,
+        result = train(net, lambda: loss_fn(net, context), schedule, optimizer=optimizers,
                        history=history, position=position, record_every=cfg.record_every,
                        progress=progress, hooks=Hooks(after_step=after_step, every=1), description=loss_name)
         seconds = time.perf_counter() - t0

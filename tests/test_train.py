@@ -143,7 +143,7 @@ def dde_float64():
     torch.set_default_dtype(torch.float32)
 
 
-def poisson_model(seed=0):
+def poisson_model(seed=0, phi="relu3"):
     torch.manual_seed(seed)
     geom = dde.geometry.Interval(-1, 1)
 
@@ -152,7 +152,7 @@ def poisson_model(seed=0):
 
     bc = dde.icbc.DirichletBC(geom, lambda x: np.zeros((len(x), 1)), lambda x, on: on)
     data = dde.data.PDE(geom, pde, bc, 16, 2, train_distribution="uniform")
-    net = H.homotopy_fnn([1, 16, 1], "relu3", 0.5)
+    net = H.homotopy_fnn([1, 16, 1], phi, 0.5)
     return dde.Model(data, net)
 
 
@@ -212,3 +212,50 @@ def test_callback_stops_on_nan_and_restores(dde_float64):
     # parameters with a finite loss are those after 4 updates (the end of stage 1).
     for a, b in zip(model.net.parameters(), ref.net.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_train_model_runs_adam_lbfgs_and_engd_stages_on_a_dde_model(dde_float64):
+    model = poisson_model(3, phi="tanh")
+    sched = H.parse_schedule("0.5:40,1:15@lbfgs,1:6@engd", lr=5e-3)
+    result = H.train_model(model, sched)
+    hist = result.history
+    assert hist.column("optimizer") == ["adam"] * 40 + ["lbfgs"] * 15 + ["engd"] * (len(hist) - 55)
+    losses = hist.column("loss")
+    assert losses[54] < 0.7 * losses[40]  # L-BFGS continues from where Adam stopped
+    assert all(b <= a for a, b in zip(losses[55:], losses[56:]))  # ENGD's line search never goes up
+    assert losses[-1] < 0.1 * losses[55]
+    assert model.train_state.step == len(hist)
+
+
+def test_residual_jacobian_is_the_gauss_newton_matrix_of_the_dde_loss(dde_float64):
+    from hrta_pde.engd import ResidualJacobian
+    from hrta_pde.train import model_loss_fn, model_residuals
+
+    model = poisson_model(4, phi="tanh")
+    model.compile("adam", lr=1e-3, loss_weights=[1.0, 3.0])
+    loss_fn = model_loss_fn(model)
+    for p in model.net.linears[0].parameters():  # linear in the trained (last) layer: GN = Hessian
+        p.requires_grad_(False)
+    last = list(model.net.linears[1].parameters())
+    jw = ResidualJacobian(model_residuals(model), last)()
+    theta = torch.cat([p.detach().reshape(-1) for p in last])
+    hess = torch.zeros(theta.numel(), theta.numel(), dtype=torch.float64)
+    # the Hessian by autograd: the loss is quadratic in the last layer
+    terms = loss_fn()
+    total_loss = sum(t.reshape(()) for t in terms)
+    (g,) = torch.autograd.grad(total_loss, [last[0]], create_graph=True)
+    (gb,) = torch.autograd.grad(total_loss, [last[1]], create_graph=True)
+    grad = torch.cat([g.reshape(-1), gb.reshape(-1)])
+    for i in range(grad.numel()):
+        row = torch.autograd.grad(grad[i], last, retain_graph=True, allow_unused=True)
+        hess[i] = torch.cat([(r if r is not None else torch.zeros_like(p)).reshape(-1) for r, p in zip(row, last)])
+    torch.testing.assert_close(jw.T @ jw, hess, rtol=1e-10, atol=1e-10)
+
+
+def test_callback_with_lbfgs_says_what_to_use_instead(dde_float64):
+    model = poisson_model(5)
+    model.compile("L-BFGS")
+    with pytest.raises(ValueError, match=r"hrta_pde.train_model\(model"):
+        model.train(iterations=10, callbacks=[H.HRTACallback(H.parse_schedule("1:10"))], verbose=0)
+    with pytest.raises(ValueError, match="train_model"):
+        H.HRTACallback(H.parse_schedule("1:10,1:5@engd"))

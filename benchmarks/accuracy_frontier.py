@@ -1,0 +1,147 @@
+"""Error against wall time: the solver's second-order defaults against the old Adam defaults.
+
+Each case is one ``solve`` on a catalog problem (float64, CPU), with the errors measured every
+few iterations on the independent test set, so a run gives a curve of relative L2 error against
+seconds of training. The table has the final error and time of each case; the plot has the curves.
+
+    python benchmarks/accuracy_frontier.py                          # every case below
+    python benchmarks/accuracy_frontier.py --cases sin_pinn_engd,sin_pinn_adam
+    python benchmarks/accuracy_frontier.py --list
+    python benchmarks/accuracy_frontier.py --problem poisson_disk --loss pinn --set width=48 --set schedule=1:100@engd
+
+Targets (issue 9): poisson_2d_sin PINN and Sobolev <= 1e-7, Ritz <= 1e-6, each in <= 60 s; disk,
+annulus, 3-D cube <= 1e-6; 10-D <= 1e-4, each in <= 5 minutes; L-shape (FEM reference) <= 2e-3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from hrta_pde.problem import builtin_problem
+from hrta_pde.solve import SolveConfig, solve
+
+OLD_ADAM = {"phi": "relu3", "width": 64, "depth": 3, "points": 2000, "boundary_points": 400}
+
+#: name -> (problem, settings different from the solver's defaults, target rel. L2, time limit [s])
+CASES = {
+    "sin_sobolev_engd": ("poisson_2d_sin", {"loss": "sobolev"}, 1e-7, 60),
+    "sin_pinn_engd": ("poisson_2d_sin", {"loss": "pinn"}, 1e-7, 60),
+    "sin_ritz_engd": ("poisson_2d_sin", {"loss": "ritz"}, 1e-6, 60),
+    "sin_sobolev_adam": ("poisson_2d_sin", {"loss": "sobolev", "schedule": "1:6000", **OLD_ADAM}, 1e-7, 60),
+    "sin_pinn_adam": ("poisson_2d_sin", {"loss": "pinn", "schedule": "1:2000", **OLD_ADAM}, 1e-7, 60),
+    "sin_ritz_adam": ("poisson_2d_sin", {"loss": "ritz", "schedule": "1:4000", **OLD_ADAM}, 1e-6, 60),
+    "disk_pinn_engd": ("poisson_disk", {"loss": "pinn"}, 1e-6, 300),
+    "annulus_pinn_engd": ("poisson_annulus", {"loss": "pinn"}, 1e-6, 300),
+    "cube_pinn_engd": ("poisson_3d_cube", {"loss": "pinn"}, 1e-6, 300),
+    "10d_pinn_engd": ("poisson_10d", {"loss": "pinn"}, 1e-4, 300),
+    "lshape_pinn_engd": ("poisson_lshape", {"loss": "pinn"}, 2e-3, 300),
+    "lshape_ritz_engd": ("poisson_lshape", {"loss": "ritz"}, 2e-3, 300),
+}
+
+
+def _parse_value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def run_case(problem_name: str, settings: dict, eval_every: int, seed: int) -> dict:
+    problem = builtin_problem(problem_name)
+    cfg = SolveConfig.from_dict({"device": "cpu", "seed": seed, **settings})
+    if "eval_every" not in settings:
+        cfg.eval_every = eval_every if "@" in cfg.resolved_schedule() else max(eval_every, 100)
+    reference = None
+    if not problem.has_exact:
+        from hrta_pde.fem import fem_reference
+
+        reference = fem_reference(problem)
+    t = time.perf_counter()
+    res = solve(problem, cfg, log=lambda *a: None, reference=reference)
+    seconds = time.perf_counter() - t
+    ev = res.history.evaluations
+    times = dict(zip(res.history.column("iteration"), res.history.column("time")))
+    curve = [(times.get(e["iteration"], seconds), e["rel_l2"]) for e in ev]
+    m = res.metrics
+    return {"problem": problem_name, "loss": res.config.loss, "schedule": res.config.schedule,
+            "net": f"{res.config.phi} {res.config.depth}x{res.config.width}", "points": res.config.points,
+            "rel_l2": m["rel_l2"], "rel_h1_semi": m["rel_h1_semi"], "seconds": seconds,
+            "iterations": m["iterations"], "status": m["status"], "curve": curve}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", default=",".join(CASES), help="comma separated case names (--list)")
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--problem", default=None, help="instead of --cases: one ad-hoc case on this problem")
+    p.add_argument("--loss", default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a solver setting")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--out", default="benchmarks/results/accuracy_frontier.json")
+    p.add_argument("--plot", default=None, help="write the error-time plot here (PNG)")
+    args = p.parse_args(argv)
+    if args.list:
+        for name, (prob, settings, target, limit) in CASES.items():
+            print(f"{name:<20} {prob:<18} {settings}  target {target:g} in {limit} s")
+        return
+    if args.problem:
+        settings = dict(kv.split("=", 1) for kv in args.set)
+        settings = {k: _parse_value(v) for k, v in settings.items()}
+        if args.loss:
+            settings["loss"] = args.loss
+        cases = {f"{args.problem}_{args.loss or 'default'}": (args.problem, settings, None, None)}
+    else:
+        cases = {name: CASES[name] for name in args.cases.split(",")}
+    print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, float64, CPU, seed {args.seed}")
+    print("| case | problem | loss | net | points | schedule | relative L2 | rel. H1 semi | time [s] | iterations | target | met |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    results = {}
+    out = Path(args.out)
+    if out.exists():
+        results = json.loads(out.read_text())
+    for name, (prob, settings, target, limit) in cases.items():
+        r = run_case(prob, settings, args.eval_every, args.seed)
+        met = "" if target is None else ("yes" if r["rel_l2"] <= target and r["seconds"] <= limit else "no")
+        tgt = "" if target is None else f"{target:g} in {limit} s"
+        print(f"| {name} | {prob} | {r['loss']} | {r['net']} | {r['points']} | {r['schedule']} | {r['rel_l2']:.2e} | "
+              f"{r['rel_h1_semi']:.2e} | {r['seconds']:.1f} | {r['iterations']} | {tgt} | {met} |", flush=True)
+        results[name] = {**r, "target": target, "limit": limit, "seed": args.seed}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problems = sorted({r["problem"] for r in results.values()})
+    fig, axes = plt.subplots(1, len(problems), figsize=(5 * len(problems), 4), squeeze=False)
+    for ax, prob in zip(axes[0], problems):
+        for name, r in results.items():
+            if r["problem"] != prob or not r["curve"]:
+                continue
+            t, e = zip(*r["curve"])
+            ax.loglog([max(v, 1e-2) for v in t], e, label=f"{r['loss']}: {r['schedule']}, {r['net']}",
+                      ls="-" if "@" in r["schedule"] else "--")
+        ax.set_title(prob)
+        ax.set_xlabel("wall time [s]")
+        ax.set_ylabel("relative L2 error")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

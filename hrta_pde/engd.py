@@ -1,0 +1,454 @@
+"""Energy natural gradient (ENGD) and Gauss-Newton steps: Newton's method in function space.
+
+Every loss of the solver is a quadratic functional of ``u`` (Ritz energy, Sobolev, PINN residual,
+L2), so its function-space Hessian is a fixed bilinear form. A loss declares that form as data, a
+list of :class:`GramTerm` s: term ``k`` has points ``x_i``, a linear operator ``L_k`` and
+non-negative weights ``w_ki``, and the form is ``sum_k sum_i w_ki (L_k u)(x_i) (L_k v)(x_i)``.
+Pulled back to the parameters it is the Gram matrix::
+
+    G = sum_k J_k^T W_k J_k,       J_k[i, :] = d (L_k u_theta)(x_i) / d theta
+
+(for a least-squares loss this is the Gauss-Newton matrix; it is the exact Hessian when ``u`` is
+linear in ``theta``). One step (Mueller and Zeinhofer, ICML 2023)::
+
+    d = (G + mu I)^+ grad L(theta),     theta <- theta - eta d,
+
+with ``eta`` the best of the step sizes ``1, 1/2, 1/4, ...`` (a grid line search on the loss) and
+``^+`` the pseudo-inverse on the range of ``G`` (eigenvalues below ``rcond * lambda_max`` are
+dropped), so a singular ``G`` never gives a NaN. With ``Jw = W^(1/2) J`` of ``R`` rows and ``P``
+parameters the solve uses the smaller of ``Jw Jw^T`` (``R <= P``, the Woodbury form
+``d = Jw^T U [Lambda (Lambda + mu)]^-1 U^T Jw g``) and ``Jw^T Jw``.
+
+The rows ``L_k u`` combine ``u``, ``grad u`` and ``Laplace u`` with per-point coefficients. They are
+differentiated per point with ``torch.func`` (``vmap`` over points of ``jacrev`` over parameters),
+with no Python loop over points; for a ``dde.nn.FNN`` without transforms ``u``, ``grad u`` and
+``Laplace u`` are propagated forward through the layers (a forward Laplacian: one pass carries
+value, gradient and Laplacian), other networks go through ``torch.func`` derivatives of their
+``forward``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch.func import functional_call, grad as func_grad, jacrev, jvp, vmap
+
+from hrta_pde.activation import HomotopyActivation
+
+
+class EngdError(ValueError):
+    """An ENGD setting or size that cannot work; the message names the value and the fix."""
+
+
+@dataclass(frozen=True)
+class GramTerm:
+    """One term of a loss's function-space Hessian, as data.
+
+    ``kind="scalar"``: one row per point, ``value_i u + grad_i . grad u + lap_i Laplace u``.
+    ``kind="gradient"``: ``d`` rows per point, the components of ``grad u``.
+    ``kind="mean"``: a single row, the mean of ``u`` over the points.
+    ``weight`` (per point, or one number for ``mean``) multiplies the squared rows.
+    """
+
+    name: str
+    x: torch.Tensor
+    weight: torch.Tensor | float
+    kind: str = "scalar"
+    value: torch.Tensor | None = None
+    grad: torch.Tensor | None = None
+    lap: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("scalar", "gradient", "mean"):
+            raise EngdError(f"GramTerm kind={self.kind!r}: use 'scalar', 'gradient' or 'mean'")
+        if self.kind == "scalar" and self.value is None and self.grad is None and self.lap is None:
+            raise EngdError(f"GramTerm {self.name!r}: a scalar term needs value, grad or lap coefficients")
+
+    @property
+    def rows(self) -> int:
+        n = self.x.shape[0]
+        return {"scalar": n, "gradient": n * self.x.shape[1], "mean": 1}[self.kind]
+
+
+@dataclass(frozen=True)
+class EngdOptions:
+    """``method``: ``"linesearch"`` (a grid of step sizes, Mueller and Zeinhofer) or ``"lm"``
+    (Levenberg-Marquardt, see :func:`engd_update`). ``damping`` is ``mu`` for the line search (0: the
+    pseudo-inverse; unused by ``lm``); ``halvings``: the line search tries
+    ``eta = 2^-k`` for ``k = 0..halvings``; ``rcond``: relative eigenvalue cut-off (None: ``R * eps``
+    of the dtype, as ``numpy.linalg.lstsq``); ``memory_fraction``: refuse a Jacobian larger than this
+    fraction of the available memory."""
+
+    damping: float = 0.0
+    halvings: int = 30
+    rcond: float | None = None
+    memory_fraction: float = 0.5
+    method: str = "linesearch"
+
+    def __post_init__(self):
+        if self.method not in ("linesearch", "lm"):
+            raise EngdError(f"engd method={self.method!r} is unknown: use 'linesearch' (a grid of step sizes) "
+                            "or 'lm' (Levenberg-Marquardt damping)")
+        if not (isinstance(self.damping, (int, float)) and math.isfinite(self.damping) and self.damping >= 0):
+            raise EngdError(f"engd damping={self.damping!r} must be a number >= 0")
+        if isinstance(self.halvings, bool) or not isinstance(self.halvings, int) or not 0 <= self.halvings <= 60:
+            raise EngdError(f"engd halvings={self.halvings!r} must be an integer in [0, 60]")
+
+
+# -- u, grad u, Laplace u at one point, as functions of the parameters -----------------------------
+def _sigma_derivatives(act: HomotopyActivation):
+    """``z -> (sigma(z), sigma'(z), sigma''(z))`` in closed form for the built-in phi, else None."""
+    name = act.phi_name
+
+    def phi_d(z):
+        if name == "tanh":
+            t = torch.tanh(z)
+            return t, 1 - t * t, -2 * t * (1 - t * t)
+        if name == "sin":
+            return torch.sin(z), torch.cos(z), -torch.sin(z)
+        if name in ("relu", "relu2", "relu3"):
+            r = torch.relu(z)
+            if name == "relu":
+                return r, (z > 0).to(z.dtype), torch.zeros_like(z)
+            if name == "relu2":
+                return r * r, 2 * r, 2 * (z > 0).to(z.dtype)
+            return r * r * r, 3 * r * r, 6 * r
+        return None
+
+    if name not in ("tanh", "sin", "relu", "relu2", "relu3"):
+        return None
+
+    def sigma(z):
+        s = act.s.to(z.dtype)
+        p, dp, ddp = phi_d(z)
+        return (1 - s) * z + s * p, (1 - s) + s * dp, s * ddp
+
+    return sigma
+
+
+def _mlp_forward_laplacian(net) -> Callable | None:
+    """A forward Laplacian for a ``dde.nn.FNN`` with homotopy activations and no transforms."""
+    linears = getattr(net, "linears", None)
+    if linears is None or getattr(net, "_input_transform", None) is not None \
+            or getattr(net, "_output_transform", None) is not None:
+        return None
+    if not all(isinstance(m, torch.nn.Linear) and m.bias is not None for m in linears):
+        return None
+    acts = net.activation if isinstance(net.activation, (list, tuple)) else [net.activation] * (len(linears) - 1)
+    if len(acts) < len(linears) - 1 or not all(isinstance(a, HomotopyActivation) for a in acts[:len(linears) - 1]):
+        return None
+    sigmas = [_sigma_derivatives(a) for a in acts[:len(linears) - 1]]
+    if any(s is None for s in sigmas):
+        return None
+    names = [(f"linears.{i}.weight", f"linears.{i}.bias") for i in range(len(linears))]
+
+    def features(params, x):
+        """``(u, grad u, Laplace u)`` at one point ``x`` (d,)."""
+        g = l = None
+        h = x
+        for i, (wn, bn) in enumerate(names):
+            w, b = params[wn], params[bn]
+            z = w @ h + b
+            gz = w if g is None else w @ g
+            lz = None if l is None else w @ l
+            if i == len(names) - 1:
+                h, g, l = z, gz, lz
+                break
+            sig, d1, d2 = sigmas[i](z)
+            quad = (gz * gz).sum(dim=1)
+            l = d2 * quad if lz is None else d1 * lz + d2 * quad
+            g = d1[:, None] * gz
+            h = sig
+        if l is None:
+            l = torch.zeros_like(h)
+        return h[0], g[0], l[0]
+
+    return features
+
+
+def _generic_features(net, buffers) -> Callable:
+    """``(u, grad u, Laplace u)`` at one point through ``torch.func`` derivatives of ``forward``."""
+
+    def u_point(params, x):
+        return functional_call(net, (params, buffers), (x[None],))[0, 0]
+
+    def features(params, x):
+        u = u_point(params, x)
+        gfun = func_grad(u_point, argnums=1)
+        g = gfun(params, x)
+        eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
+        _, hess_cols = vmap(lambda v: jvp(lambda xx: gfun(params, xx), (x,), (v,)))(eye)
+        return u, g, torch.diagonal(hess_cols).sum()
+
+    return features
+
+
+def _feature_values(net, buffers):
+    """``(u, grad u)`` at one point (no Laplacian: cheaper for first-order terms)."""
+
+    def u_point(params, x):
+        return functional_call(net, (params, buffers), (x[None],))[0, 0]
+
+    def features(params, x):
+        u = u_point(params, x)
+        return u, func_grad(u_point, argnums=1)(params, x)
+
+    return features
+
+
+def point_features(net, need_laplacian: bool = True):
+    """``features(params, x) -> (u, grad u, Laplace u)`` at one point (Laplacian 0 if not needed)."""
+    fast = _mlp_forward_laplacian(net)
+    if fast is not None:
+        return fast
+    buffers = {k: v for k, v in net.named_buffers()}
+    if need_laplacian:
+        return _generic_features(net, buffers)
+    first = _feature_values(net, buffers)
+
+    def features(params, x):
+        u, g = first(params, x)
+        return u, g, torch.zeros_like(u)
+
+    return features
+
+
+def _trainable(net, parameters=None) -> list[tuple[str, torch.nn.Parameter]]:
+    chosen = None if parameters is None else {id(p) for p in parameters}
+    return [(n, p) for n, p in net.named_parameters() if p.requires_grad and (chosen is None or id(p) in chosen)]
+
+
+class GramJacobian:
+    """``Jw = W^(1/2) J`` of a list of :class:`GramTerm` s for ``net`` (rows R, parameters P)."""
+
+    def __init__(self, net, terms: Sequence[GramTerm], parameters=None):
+        self.net, self.terms = net, list(terms)
+        if not self.terms:
+            raise EngdError("the loss declares no Gram terms: engd cannot form its Gram matrix")
+        self.named = _trainable(net, parameters)
+        if parameters is not None and len(self.named) != len([p for p in parameters if p.requires_grad]):
+            raise EngdError("engd trains the parameters of the network only; the trainable variables "
+                            "outside it (e.g. DeepXDE external_trainable_variables) need adam or lbfgs")
+        need_lap = any(t.kind == "scalar" and t.lap is not None for t in self.terms)
+        self.features = point_features(net, need_lap)
+        self.rows = sum(t.rows for t in self.terms)
+        self.size = sum(p.numel() for _, p in self.named)
+
+    def bytes_needed(self, itemsize: int) -> int:
+        """Memory of ``Jw`` plus the smaller Gram matrix and its eigenvectors."""
+        r, p = self.rows, self.size
+        return itemsize * (r * p + 2 * min(r, p) ** 2)
+
+    def __call__(self) -> torch.Tensor:
+        params = {n: p.detach() for n, p in self.named}
+        trained = set(params)
+        frozen = {n: p.detach() for n, p in self.net.named_parameters() if n not in trained}
+        features = self.features if not frozen else (lambda p, x: self.features({**frozen, **p}, x))
+        blocks = [self._term(term, params, features) for term in self.terms]
+        return torch.cat(blocks, dim=0)
+
+    def _term(self, term: GramTerm, params, feats) -> torch.Tensor:
+        x = term.x.detach()
+        n, d = x.shape
+        dtype = x.dtype
+
+        def flat(jac: dict, lead: tuple) -> torch.Tensor:
+            return torch.cat([jac[name].reshape(*lead, -1) for name, _ in self.named], dim=-1)
+
+        chunk = max(1, min(n, (1 << 24) // max(1, self.size * max(1, d))))
+        if term.kind == "gradient":
+            jac = vmap(jacrev(lambda p, xx: feats(p, xx)[1]), in_dims=(None, 0), chunk_size=chunk)(params, x)
+            rows = flat(jac, (n, d))  # (n, d, P)
+            w = term.weight.to(dtype).sqrt()[:, None, None]
+            return (w * rows).reshape(n * d, -1)
+        if term.kind == "mean":
+            jac = vmap(jacrev(lambda p, xx: feats(p, xx)[0]), in_dims=(None, 0), chunk_size=chunk)(params, x)
+            row = flat(jac, (n,)).mean(dim=0, keepdim=True)
+            return math.sqrt(float(term.weight)) * row
+        zeros = torch.zeros(n, dtype=dtype, device=x.device)
+        cv = zeros if term.value is None else term.value.to(dtype)
+        cg = torch.zeros_like(x) if term.grad is None else term.grad.to(dtype)
+        cl = zeros if term.lap is None else term.lap.to(dtype)
+
+        def row(p, xx, v, g, lap_c):
+            u, gu, lu = feats(p, xx)
+            return v * u + (g * gu).sum() + lap_c * lu
+
+        jac = vmap(jacrev(row), in_dims=(None, 0, 0, 0, 0), chunk_size=chunk)(params, x, cv, cg, cl)
+        return term.weight.to(dtype).sqrt()[:, None] * flat(jac, (n,))
+
+
+class ResidualJacobian:
+    """``Jw`` of a least-squares loss ``sum_k w_k mean(r_k^2)`` whose residuals come from autograd.
+
+    ``residuals() -> [(w_k, r_k), ...]`` (``r_k`` a vector of the current parameters); the Gram
+    matrix is the Gauss-Newton matrix, rows ``sqrt(2 w_k / n_k) d r_k[i] / d theta``. For residuals
+    that ``torch.func`` cannot trace (a DeepXDE ``pde`` function differentiates with
+    ``torch.autograd.grad``) the rows are reverse-mode passes, one per residual: slower than
+    :class:`GramJacobian`, which knows the operator.
+    """
+
+    def __init__(self, residuals: Callable[[], list], params: Sequence[torch.Tensor]):
+        self.residuals, self.params = residuals, [p for p in params if p.requires_grad]
+        self.rows = sum(int(r.numel()) for _, r in residuals())
+        self.size = sum(p.numel() for p in self.params)
+
+    def bytes_needed(self, itemsize: int) -> int:
+        return itemsize * (self.rows * self.size + 2 * min(self.rows, self.size) ** 2)
+
+    def __call__(self) -> torch.Tensor:
+        out = []
+        for w, r in self.residuals():
+            r = r.reshape(-1)
+            scale = math.sqrt(2.0 * float(w) / max(1, r.numel()))
+            for i in range(r.numel()):
+                grads = torch.autograd.grad(r[i], self.params, retain_graph=True, allow_unused=True)
+                out.append(scale * torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
+                                              for g, p in zip(grads, self.params)]))
+        return torch.stack(out)
+
+
+def check_memory(jacobian, dtype: torch.dtype, options: EngdOptions) -> None:
+    """Refuse, before training, a Jacobian that would not fit in memory (names sizes and fixes)."""
+    need = jacobian.bytes_needed(torch.finfo(dtype).bits // 8)
+    avail = _available_memory()
+    if avail is not None and need > options.memory_fraction * avail:
+        raise EngdError(
+            f"engd needs a Jacobian of {jacobian.rows} rows x {jacobian.size} parameters "
+            f"({need / 2**30:.1f} GiB with its Gram matrix) but {avail / 2**30:.1f} GiB of memory is "
+            "available: use fewer points (--points, --boundary-points) or a smaller network "
+            "(--width, --depth), or an adam/lbfgs stage")
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class GramSolver:
+    """``mu -> (Jw^T Jw + mu I)^+ g`` from one eigendecomposition (see the module docstring).
+
+    The smaller of ``Jw Jw^T`` (``R <= P``) and ``Jw^T Jw`` is decomposed once; every damping ``mu``
+    then costs two matrix-vector products. ``mean_eigenvalue`` (``trace G / P``) sets the scale of
+    a relative damping.
+    """
+
+    def __init__(self, jw: torch.Tensor, g: torch.Tensor, rcond: float | None = None):
+        r, p = jw.shape
+        if rcond is None:
+            rcond = max(r, p) * torch.finfo(jw.dtype).eps
+        small = jw @ jw.T if r <= p else jw.T @ jw
+        lam, vec = torch.linalg.eigh(small)
+        self.mean_eigenvalue = float(lam.clamp(min=0).sum()) / p
+        keep = lam > rcond * lam.max().clamp(min=0)
+        self.empty = not bool(keep.any())
+        self.lam, vec = lam[keep], vec[:, keep]
+        self.g = g
+        if r <= p:  # G = V Lambda V^T with V = Jw^T U Lambda^(-1/2)
+            self.coef, self.basis, self.wide = vec.T @ (jw @ g), (jw, vec), True
+        else:
+            self.coef, self.basis, self.wide = vec.T @ g, vec, False
+
+    def direction(self, mu: float = 0.0) -> torch.Tensor:
+        if self.empty:
+            return torch.zeros_like(self.g)
+        if self.wide:
+            jw, u = self.basis
+            return jw.T @ (u @ (self.coef / (self.lam * (self.lam + mu))))
+        return self.basis @ (self.coef / (self.lam + mu))
+
+
+def natural_direction(jw: torch.Tensor, g: torch.Tensor, damping: float = 0.0,
+                      rcond: float | None = None) -> torch.Tensor:
+    """``(Jw^T Jw + mu I)^+ g`` on the range of ``Jw^T Jw`` (see :class:`GramSolver`)."""
+    return GramSolver(jw, g, rcond).direction(damping)
+
+
+def line_search(params: list[torch.Tensor], direction: list[torch.Tensor], loss_at: Callable[[], float],
+                loss0: float, halvings: int) -> tuple[float, float]:
+    """Best of ``eta = 1, 1/2, 1/4, ...`` on ``theta - eta d``; returns ``(eta, loss)``.
+
+    Stops at the first step size whose loss is worse than the best one found after a decrease
+    (the loss along a Newton direction is unimodal in practice), and keeps ``theta`` (``eta = 0``)
+    when no step size lowers the loss. Non-finite losses count as worse.
+    """
+    start = [p.detach().clone() for p in params]
+    best_eta, best_loss = 0.0, loss0
+    eta = 1.0
+
+    def move(step):
+        with torch.no_grad():
+            for p, p0, dp in zip(params, start, direction):
+                p.copy_(p0 - step * dp)
+
+    for _ in range(halvings + 1):
+        move(eta)
+        value = loss_at()  # with autograd on: the loss may differentiate u in x
+        if math.isfinite(value) and value < best_loss:
+            best_eta, best_loss = eta, value
+        elif best_eta > 0:
+            break
+        eta *= 0.5
+    move(best_eta)
+    return best_eta, best_loss
+
+
+def _split(flat: torch.Tensor, params) -> list[torch.Tensor]:
+    chunks, k = [], 0
+    for p in params:
+        chunks.append(flat[k:k + p.numel()].view_as(p))
+        k += p.numel()
+    return chunks
+
+
+def engd_update(params: list[torch.Tensor], jacobian: Callable[[], torch.Tensor],
+                loss_at: Callable[[], float], loss0: float, options: EngdOptions) -> tuple[float, float]:
+    """One ENGD step from the gradients in ``p.grad``; returns ``(step size or damping, new loss)``.
+
+    ``options.method == "linesearch"``: ``d = (G + mu I)^+ grad`` with the fixed ``mu =
+    options.damping``, then the grid line search (returns ``eta``; 0 when no step size lowers the
+    loss). ``"lm"``: Levenberg-Marquardt, the full step ``eta = 1`` with the damping
+    ``mu = rho * trace(G) / P`` adapted in ``state["rho"]``: divided by 3 after a step that lowers
+    the loss, multiplied by 4 (and the step retried, at most 12 times) after one that does not
+    (returns ``rho``; 0 steps leave the parameters unchanged and return ``nan``).
+    """
+    g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    solver = GramSolver(jacobian(), g, options.rcond)
+    if options.method == "linesearch":
+        return line_search(params, _split(solver.direction(options.damping), params), loss_at, loss0,
+                           options.halvings)
+    start = [p.detach().clone() for p in params]
+    best_rho, best_loss = math.nan, loss0
+    for rho in LM_GRID:
+        d = _split(solver.direction(rho * solver.mean_eigenvalue), params)
+        with torch.no_grad():
+            for p, p0, dp in zip(params, start, d):
+                p.copy_(p0 - dp)
+        value = loss_at()
+        if math.isfinite(value) and value < best_loss:
+            best_rho, best_loss = rho, value
+    d = _split(solver.direction(0.0 if math.isnan(best_rho) else best_rho * solver.mean_eigenvalue), params)
+    with torch.no_grad():
+        for p, p0, dp in zip(params, start, d):
+            p.copy_(p0 if math.isnan(best_rho) else p0 - dp)
+    return best_rho, best_loss
+
+
+#: Relative dampings ``rho`` (``mu = rho * trace(G) / P``) that the ``lm`` step tries, full steps.
+LM_GRID = (0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2, 1.0)
+
+
+__all__ = ["EngdError", "EngdOptions", "GramJacobian", "GramTerm", "ResidualJacobian", "GramSolver", "check_memory", "engd_update",
+           "line_search", "natural_direction", "point_features"]

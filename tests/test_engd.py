@@ -1,0 +1,206 @@
+"""The energy natural gradient: forward Laplacian, Gram matrices, exact Newton steps, resume."""
+import math
+
+import pytest
+import torch
+
+import hrta_pde as H
+from hrta_pde.engd import (EngdError, EngdOptions, GramJacobian, GramTerm, check_memory,
+                           natural_direction, point_features)
+from hrta_pde.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext
+from hrta_pde.problem import builtin_problem
+from hrta_pde.solve import SolveConfig, solve
+from hrta_pde.checkpoint import load_checkpoint
+
+QUIET = dict(log=lambda *a: None)
+
+
+def autograd_features(net, x):
+    x = x.clone().requires_grad_(True)
+    u = net(x)[:, 0]
+    (g,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+    lap = sum(torch.autograd.grad(g[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(x.shape[1]))
+    return u, g, lap
+
+
+def params_of(net):
+    return {n: p.detach() for n, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("phi", ["tanh", "relu3", "sin", "relu2"])
+@pytest.mark.parametrize("per_layer", [False, True])
+def test_forward_laplacian_equals_autograd(phi, per_layer):
+    torch.manual_seed(0)
+    net = H.homotopy_fnn([3, 12, 9, 1], phi, s=0.7, per_layer=per_layer).double()
+    feats = point_features(net)
+    assert feats.__qualname__.startswith("_mlp_forward_laplacian")  # the fast path, not torch.func
+    x = torch.rand(40, 3, dtype=torch.float64) * 2 - 1
+    u, g, lap = torch.func.vmap(feats, in_dims=(None, 0))(params_of(net), x)
+    ua, ga, lapa = autograd_features(net, x)
+    assert torch.allclose(u, ua, rtol=0, atol=1e-12)
+    assert torch.allclose(g, ga, rtol=0, atol=1e-12)
+    assert torch.allclose(lap, lapa, rtol=0, atol=1e-12)
+
+
+def test_generic_features_with_an_output_transform_equal_autograd():
+    torch.manual_seed(1)
+    net = H.homotopy_fnn([2, 10, 10, 1], "tanh").double()
+    net.apply_output_transform(lambda x, out: torch.sin(x[:, :1]) + x[:, :1] * x[:, 1:] * out)
+    feats = point_features(net)
+    assert not feats.__qualname__.startswith("_mlp_forward_laplacian")
+    x = torch.rand(30, 2, dtype=torch.float64)
+    u, g, lap = torch.func.vmap(feats, in_dims=(None, 0))(params_of(net), x)
+    ua, ga, lapa = autograd_features(net, x)
+    assert torch.allclose(u, ua, atol=1e-12) and torch.allclose(g, ga, atol=1e-12)
+    assert torch.allclose(lap, lapa, atol=1e-12)
+
+
+def test_gram_matrix_equals_autograd_jacobian_column_by_column():
+    torch.manual_seed(2)
+    net = H.homotopy_fnn([2, 8, 8, 1], "tanh").double()
+    x, xb = torch.rand(15, 2, dtype=torch.float64), torch.rand(7, 2, dtype=torch.float64)
+    w1, w2, w3 = torch.rand(15, dtype=torch.float64), torch.rand(7, dtype=torch.float64), torch.rand(15, dtype=torch.float64)
+    cv, cg, cl = torch.randn(15, dtype=torch.float64), torch.randn(15, 2, dtype=torch.float64), torch.randn(15, dtype=torch.float64)
+    normal = torch.randn(7, 2, dtype=torch.float64)
+    terms = [GramTerm("pde", x, w1, value=cv, grad=cg, lap=cl),
+             GramTerm("flux", xb, w2, grad=normal),
+             GramTerm("grad", x, w3, kind="gradient"),
+             GramTerm("mean", x, 0.7, kind="mean")]
+    jw = GramJacobian(net, terms)()
+    ps = list(net.parameters())
+    u, g, lap = autograd_features(net, x)
+    ub, gb, _ = autograd_features(net, xb)
+    rows = [w1.sqrt() * (cv * u + (cg * g).sum(1) + cl * lap), w2.sqrt() * (normal * gb).sum(1),
+            (w3.sqrt()[:, None] * g).reshape(-1), math.sqrt(0.7) * u.mean()[None]]
+    ref = []
+    for r in torch.cat(rows):
+        grads = torch.autograd.grad(r, ps, retain_graph=True, allow_unused=True)
+        ref.append(torch.cat([(gr if gr is not None else torch.zeros_like(p)).reshape(-1) for gr, p in zip(grads, ps)]))
+    ref = torch.stack(ref)
+    assert jw.shape == ref.shape
+    assert torch.allclose(jw, ref, rtol=0, atol=1e-12)
+    assert torch.allclose(jw.T @ jw, ref.T @ ref, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("r,p", [(6, 20), (30, 8)])
+def test_natural_direction_is_the_pseudo_inverse_and_never_nan(r, p):
+    torch.manual_seed(3)
+    jw = torch.randn(r, 3, dtype=torch.float64) @ torch.randn(3, p, dtype=torch.float64)  # rank 3
+    g = torch.randn(p, dtype=torch.float64)
+    d = natural_direction(jw, g)
+    G = jw.T @ jw
+    assert torch.allclose(d, torch.linalg.pinv(G, hermitian=True, rtol=1e-10) @ g, atol=1e-8)
+    mu = 0.3
+    dm = natural_direction(jw, g, damping=mu)
+    lam, v = torch.linalg.eigh(G)
+    keep = lam > 1e-10 * lam.max()
+    ref = v[:, keep] @ ((v[:, keep].T @ g) / (lam[keep] + mu))
+    assert torch.allclose(dm, ref, atol=1e-10)
+    zero = natural_direction(torch.zeros(r, p, dtype=torch.float64), g)
+    assert torch.equal(zero, torch.zeros(p, dtype=torch.float64))
+
+
+def linear_model_context(loss):
+    """A network linear in its trainable parameters (frozen random features, trained last layer)."""
+    problem = builtin_problem("poisson_mixed_square" if loss == "pinn" else "poisson_2d_sin")
+    torch.manual_seed(4)
+    net = H.homotopy_fnn([2, 8, 1], "tanh").double()
+    for p in net.linears[0].parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        net.linears[0].weight.mul_(3.0)
+        net.linears[0].bias.uniform_(-2, 2)
+    gen = torch.Generator().manual_seed(0)
+    kw = dict(generator=gen, sampler="sobol", dtype=torch.float64, device="cpu")
+    ctx = LossContext(problem, problem.sample_interior(200, **kw), problem.sample_boundary(80, **kw), beta=10.0)
+    return net, ctx
+
+
+@pytest.mark.parametrize("loss", ["ritz", "sobolev", "pinn", "l2"])
+def test_gram_form_is_the_hessian_and_one_step_lands_on_the_minimiser(loss):
+    net, ctx = linear_model_context(loss)
+    params = [p for p in net.parameters() if p.requires_grad]
+    fn = LOSS_FUNCTIONS[loss]
+    theta0 = torch.cat([p.detach().reshape(-1) for p in params])
+    jac = GramJacobian(net, GRAM_FORMS[loss](ctx))
+    jw = jac()
+    G = jw.T @ jw
+    hess = torch.autograd.functional.hessian(
+        lambda th: _loss_with_last_layer(net, fn, ctx, th), theta0)
+    assert torch.allclose(G, hess, rtol=1e-10, atol=1e-10 * hess.abs().max())
+    # one ENGD step with eta = 1 is Newton's step on the quadratic: it lands on the minimiser
+    sched = H.parse_schedule("1:1@engd")
+    H.train(net, lambda: fn(net, ctx), sched, parameters=params, jacobian=jac)
+    theta1 = torch.cat([p.detach().reshape(-1) for p in params])
+    g0 = torch.autograd.functional.jacobian(lambda th: _loss_with_last_layer(net, fn, ctx, th), theta0)
+    expected = theta0 - torch.linalg.lstsq(hess, g0).solution
+    assert torch.allclose(theta1, expected, rtol=0, atol=1e-10 * expected.abs().max())
+    grad1 = torch.autograd.functional.jacobian(lambda th: _loss_with_last_layer(net, fn, ctx, th), theta1)
+    assert grad1.abs().max() < 1e-9 * g0.abs().max()
+
+
+def _loss_with_last_layer(net, fn, ctx, theta):
+    """The loss as a function of the last layer's (weight, bias) flattened into theta."""
+    first = dict(net.linears[0].named_parameters())
+    params = {"linears.0.weight": first["weight"], "linears.0.bias": first["bias"],
+              "linears.1.weight": theta[:-1].reshape(1, -1), "linears.1.bias": theta[-1:]}
+    buffers = dict(net.named_buffers())
+
+    def call(x):
+        return torch.func.functional_call(net, (params, buffers), (x,))
+
+    return sum(fn(call, ctx).values())
+
+
+def test_schedule_with_optimizers_parses_and_round_trips():
+    sched = H.parse_schedule("0.5:100,1:50:0.5@lbfgs,1:<=20@engd", lr=2e-3)
+    assert [st.optimizer for st in sched.stages] == ["adam", "lbfgs", "engd"]
+    assert sched.stage_lr(1) == 0.5 and sched.stage_lr(0) == 2e-3
+    assert H.parse_schedule("1:5@lbfgs").stage_lr(0) == 1.0
+    assert sched.optimizers == ("adam", "lbfgs", "engd")
+    assert H.Schedule.from_dict(sched.to_dict()) == sched
+    with pytest.raises(H.ScheduleError, match="optimizer 'sgd' is unknown"):
+        H.parse_schedule("1:10@sgd")
+
+
+def test_engd_refuses_a_jacobian_that_does_not_fit_in_memory():
+    class Huge:
+        rows, size = 10**7, 10**6
+
+        def bytes_needed(self, itemsize):
+            return itemsize * self.rows * self.size
+
+    with pytest.raises(EngdError, match=r"10000000 rows x 1000000 parameters.*--points"):
+        check_memory(Huge(), torch.float64, EngdOptions())
+
+
+def test_engd_without_gram_terms_is_refused_before_training():
+    net = H.homotopy_fnn([1, 4, 1], "tanh").double()
+    with pytest.raises(EngdError, match="declares no Gram matrix"):
+        H.train(net, lambda: net(torch.zeros(1, 1, dtype=torch.float64)).sum(), H.parse_schedule("1:3@engd"))
+
+
+def test_pinn_engd_reaches_high_accuracy_on_the_1d_problem():
+    res = solve(builtin_problem("poisson_1d"),
+                SolveConfig(loss="pinn", schedule="1:40@engd", phi="tanh", width=16, depth=1, points=200,
+                            boundary_points=2, device="cpu", test_points=2000), **QUIET)
+    assert res.metrics["rel_l2"] < 1e-6, res.metrics
+    assert set(res.history.column("optimizer")) == {"engd"}
+
+
+def test_mixed_optimizer_schedule_resumes_bit_for_bit(tmp_path):
+    problem = builtin_problem("poisson_1d")
+    cfg = SolveConfig(loss="pinn", schedule="0.5:15,1:12@lbfgs,1.2:6@engd", phi="tanh", width=10, depth=2,
+                      points=120, boundary_points=2, test_points=500, eval_every=5, checkpoint_every=4,
+                      device="cpu")
+    full = solve(problem, cfg, out=tmp_path / "full", **QUIET)
+    assert full.history.switches == [16, 28]
+    for stop in (20, 30):  # inside the L-BFGS stage, inside the ENGD stage
+        run = tmp_path / f"part{stop}"
+        part = solve(problem, cfg, out=run, stop_at=stop, **QUIET)
+        assert part.metrics["status"] == "interrupted"
+        rest = solve(problem, cfg, out=run, resume=load_checkpoint(run), **QUIET)
+        for a, b in zip(full.net.state_dict().values(), rest.net.state_dict().values()):
+            assert torch.equal(a, b)
+        assert rest.history.column("loss") == full.history.column("loss")
+        assert rest.history.column("optimizer") == full.history.column("optimizer")
