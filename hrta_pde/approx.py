@@ -226,14 +226,14 @@ def run_approx(cfg: ApproxConfig, out: str | Path | None = None, *, progress: bo
 
 
 def _load_approx_checkpoint(run_dir: Path, label: str) -> dict:
-    from hrta_pde.checkpoint import FORMAT, CheckpointError, POSITION_KEYS, check_entries, read_plain
+    from hrta_pde.checkpoint import FORMAT, CheckpointError, check_entries, check_parts, read_plain
 
     path = _checkpoint_path(run_dir, label)
     data = read_plain(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a hrta_pde checkpoint of this version; start a new run")
     check_entries(data, APPROX_KEYS, path)
-    check_entries(data["position"], POSITION_KEYS, path, where="position")
+    check_parts(data, path)
     return data
 
 

@@ -30,6 +30,8 @@ FORMAT = "hrta_pde-checkpoint-2"  # 2: plain data only (1 pickled numpy arrays)
 SOLVE_KEYS = {"net": dict, "optimizer": dict, "position": dict, "history": dict, "rng": dict,
               "config": dict, "problem": dict, "points": dict}
 POSITION_KEYS = {"stage": int, "stage_iteration": int, "iteration": int, "elapsed": float}
+RNG_KEYS = {"torch": torch.Tensor, "numpy": dict, "python": list}
+POINTS_KEYS = {"x": torch.Tensor, "boundary": dict}
 
 
 class CheckpointError(ValueError):
@@ -119,9 +121,15 @@ def load_checkpoint(run_dir: str | os.PathLike, *, command: str = "solve --resum
         raise CheckpointError(f"{path} is not a hrta_pde checkpoint of this version (format {found!r}, "
                               f"expected {FORMAT!r}); start a new run")
     check_entries(data, SOLVE_KEYS if required is None else required, path)
-    if "position" in data:
-        check_entries(data["position"], POSITION_KEYS, path, where="position")
+    check_parts(data, path)
     return data
+
+
+def check_parts(data: dict, path) -> None:
+    """The nested entries that resuming reads (position, random states, points), where present."""
+    for key, required in (("position", POSITION_KEYS), ("rng", RNG_KEYS), ("points", POINTS_KEYS)):
+        if key in data:
+            check_entries(data[key], required, path, where=key)
 
 
 def check_entries(data: dict, required: dict, path, where: str = "") -> None:

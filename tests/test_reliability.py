@@ -97,6 +97,16 @@ def test_checkpoint_missing_an_entry_is_one_line(key, finished_run, tmp_path, ca
     one_line(code, err, 2, f"has no {key!r}", "damaged")
 
 
+@pytest.mark.parametrize("outer,inner", [("rng", "numpy"), ("points", "x"), ("position", "iteration")])
+def test_checkpoint_missing_a_nested_entry_is_one_line(outer, inner, finished_run, tmp_path, capsys):
+    run = copy_run(finished_run, tmp_path / "r")
+    data = read_plain(run / "checkpoint.pt")
+    del data[outer][inner]
+    save_checkpoint(run / "checkpoint.pt", data)
+    code, err = run_cli(["solve", "--resume", str(run)], capsys)
+    one_line(code, err, 2, f"has no '{outer}.{inner}'", "damaged")
+
+
 def test_checkpoint_of_another_width_is_one_line(finished_run, tmp_path, capsys):
     run = copy_run(finished_run, tmp_path / "r")
     data = read_plain(run / "checkpoint.pt")
