@@ -119,10 +119,11 @@ def test_checkpoint_of_another_width_is_one_line(finished_run, tmp_path, capsys)
 
 # ------------------------------------------------------------------ 2./3. inputs that hung or crashed
 
-def problem_file(tmp_path, u="sin(pi*x)", solver=""):
+def problem_file(tmp_path, u="sin(pi*x)", solver="", boundary="dirichlet"):
     path = tmp_path / "p.toml"
     path.write_text(f'name = "p"\n[domain]\ntype = "interval"\nxmin = 0.0\nxmax = 1.0\n'
-                    f'[solution]\nu = "{u}"\n' + (f"[solver]\n{solver}\n" if solver else ""))
+                    f'[solution]\nu = "{u}"\n[boundary]\ntype = "{boundary}"\n'
+                    + (f"[solver]\n{solver}\n" if solver else ""))
     return str(path)
 
 
@@ -389,7 +390,25 @@ def test_boundary_data_derived_from_u_must_be_finite_and_numpy_warnings_stay_qui
     proc = subprocess.run(HRTA + ["solve", problem_file(tmp_path, "x*log(x)"), "--quiet", "--out",
                                   str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+    assert proc.stderr.strip().splitlines() == [  # and no RuntimeWarning before it
         f"hrta-pde: error: {tmp_path / 'p.toml'}: Dirichlet data g = u is not finite at [0.0] on the "
         "boundary; fix solution.u there or give the boundary data explicitly"]
     assert not (tmp_path / "o").exists()
+
+
+def test_neumann_data_derived_from_u_must_be_finite(tmp_path, capsys):
+    code, err = run_cli(["solve", problem_file(tmp_path, "x^2*log(x)", boundary="neumann"), "--quiet"], capsys)
+    one_line(code, err, 2, "Neumann data h = du/dn is not finite at [0.0] on the boundary")
+
+
+def test_library_config_types_are_checked_too():
+    from hrta_pde.approx import ApproxConfig
+    from hrta_pde.solve import SolveConfig
+
+    with pytest.raises(ValueError, match="reset_optimizer='no' must be true or false"):
+        SolveConfig(reset_optimizer="no").validate()
+    with pytest.raises(ValueError, match="width=True must be an integer"):
+        ApproxConfig(width=True).validate()
+    cfg = SolveConfig(lr=1, beta=100)
+    cfg.validate()
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and isinstance(cfg.beta, float)
