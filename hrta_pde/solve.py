@@ -387,7 +387,6 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     "interrupted"``. ``resume=True`` (with the same ``out``) continues where it stopped; the rows
     equal those of an uninterrupted comparison. ``reference_choice`` is recorded for the command line.
     """
-    from hrta_pde.checkpoint import load_checkpoint
     from hrta_pde.runio import clean_stale_tmp, make_run_dir, write_json
     from hrta_pde.signals import catch_interrupts
 
@@ -412,9 +411,6 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
         if run_dir is not None:
             write_json(run_dir / COMPARE_STATE, state)
 
-    # solve() prints 'resume with: hrta-pde solve --resume <sub-run>' when stopped; the comparison
-    # prints its own resume line instead
-    quiet_log = lambda message: None if "resume with:" in str(message) else log(message)  # noqa: E731
     rows, curves = [], {name: [] for name in names}
     with catch_interrupts() as interrupted:
         for k in range(seeds):
@@ -424,29 +420,16 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
             for name in names:
                 key = f"{name}_seed{base.seed}"
                 if key not in done:
-                    if interrupted:
+                    if interrupted:  # received between two runs
                         return _compare_stopped(state, save_state, rows, run_dir, key)
-                    c = copy.deepcopy(base)
-                    c.loss = name
-                    sub = run_dir / "runs" / key if run_dir is not None else None
-                    ck = load_checkpoint(sub) if resume and sub is not None and (sub / "checkpoint.pt").is_file() else None
                     setup = setup or Setup(problem, base)
-                    res = solve(problem, c, setup=setup, progress=progress, log=quiet_log, reference=reference,
-                                out=sub, resume=ck)
-                    if res.metrics["status"] == "interrupted":
+                    entry = _compare_one(problem, base, name, setup, run_dir, resume=resume, progress=progress,
+                                         log=log, reference=reference)
+                    if entry is None:
                         return _compare_stopped(state, save_state, rows, run_dir, key)
-                    row = {"loss": name, "seed": c.seed, **{m: res.metrics.get(m) for m in
-                           ("rel_l2", "rel_h1_semi", "max_error", "seconds", "iterations", "status")}}
-                    ev = res.history.evaluations
-                    done[key] = {"key": key, "row": row,
-                                 "curve": [[e["iteration"] for e in ev], [e["rel_l2"] for e in ev]]}
-                    state["done"].append(done[key])
+                    done[key] = entry
+                    state["done"].append(entry)
                     save_state()
-                    if run_dir is not None:
-                        res.history.to_csv(run_dir / f"history_{name}_seed{c.seed}.csv")
-                        res.history.evaluations_to_csv(run_dir / f"errors_{name}_seed{c.seed}.csv")
-                    log(f"seed {c.seed} {name:<8} rel L2 {row['rel_l2']:.3e}  rel H1 {row['rel_h1_semi']:.3e}  "
-                        f"{row['seconds']:.1f} s")
                 rows.append(done[key]["row"])
                 curves[name].append(tuple(done[key]["curve"]))
     summary = {}
@@ -472,6 +455,34 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
                            title=f"{problem.name}: relative L2 error against iteration")
         report["run_dir"] = str(run_dir)
     return report
+
+
+def _compare_one(problem, base: SolveConfig, name: str, setup: Setup, run_dir, *, resume, progress, log,
+                 reference) -> dict | None:
+    """Train loss ``name`` of one seed of a comparison (in its run folder under ``runs/``, resuming
+    its checkpoint if asked); its row and error curve, or None if a signal stopped it."""
+    from hrta_pde.checkpoint import load_checkpoint
+
+    key = f"{name}_seed{base.seed}"
+    c = copy.deepcopy(base)
+    c.loss = name
+    sub = run_dir / "runs" / key if run_dir is not None else None
+    ck = load_checkpoint(sub) if resume and sub is not None and (sub / "checkpoint.pt").is_file() else None
+    # solve() says 'resume with: hrta-pde solve --resume <sub-run>' when stopped; the comparison
+    # prints its own resume line instead
+    quiet_log = lambda message: None if "resume with:" in str(message) else log(message)  # noqa: E731
+    res = solve(problem, c, setup=setup, progress=progress, log=quiet_log, reference=reference, out=sub, resume=ck)
+    if res.metrics["status"] == "interrupted":
+        return None
+    row = {"loss": name, "seed": c.seed, **{m: res.metrics.get(m) for m in
+           ("rel_l2", "rel_h1_semi", "max_error", "seconds", "iterations", "status")}}
+    if run_dir is not None:
+        res.history.to_csv(run_dir / f"history_{name}_seed{c.seed}.csv")
+        res.history.evaluations_to_csv(run_dir / f"errors_{name}_seed{c.seed}.csv")
+    log(f"seed {c.seed} {name:<8} rel L2 {row['rel_l2']:.3e}  rel H1 {row['rel_h1_semi']:.3e}  "
+        f"{row['seconds']:.1f} s")
+    ev = res.history.evaluations
+    return {"key": key, "row": row, "curve": [[e["iteration"] for e in ev], [e["rel_l2"] for e in ev]]}
 
 
 def _compare_stopped(state: dict, save_state, rows: list, run_dir, key: str) -> dict:
