@@ -398,6 +398,8 @@ def _cmd_ntk(args) -> int:
         raise ValueError("--s is empty: give s values such as 0.5,1,1.5")
     if any(w <= 0 for w in widths):
         raise ValueError(f"--widths {args.widths!r}: widths must be positive integers")
+    if not 0 <= args.seed <= 2**62:
+        raise ValueError(f"--seed {args.seed} must be an integer from 0 to 2^62")
     grid = paper_grid(args.dim)
     check_ntk_size(widths, len(grid), args.dim)
     run_dir = _claim(args, "ntk", {"dim": args.dim, "s": s_values, "widths": widths, "seed": args.seed})

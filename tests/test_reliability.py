@@ -175,6 +175,18 @@ def test_sizes_beyond_memory_are_refused_before_allocating(args, fragment, tmp_p
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("args,fragment", [
+    (["solve", "poisson_1d", "--seed", "1e20"], "invalid int value: '1e20'"),
+    (["solve", "poisson_1d", "--seed", str(2**64)], "must be an integer from 0 to 2^62"),
+    (["approx", "--seed", str(2**64)], "must be an integer from 0 to 2^62"),
+    (["ntk", "--seed", str(2**64)], "must be an integer from 0 to 2^62"),
+])
+def test_seed_overflow_is_one_line(args, fragment, tmp_path, capsys):
+    code, err = run_cli([*args, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and fragment in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("command", [["solve", "poisson_1d"], ["approx"]])
 def test_depth_100000_is_refused_at_once(command, tmp_path, capsys):
     t0 = time.perf_counter()
