@@ -30,6 +30,7 @@ import signal
 import threading
 from typing import Callable
 
+import mpmath
 import numpy as np
 import sympy
 import torch
@@ -98,9 +99,25 @@ _SYNTAX_NAMES = {
     ast.NamedExpr: "':='",
     ast.Slice: "a slice",
 }
-# Largest decimal exponent of an exact number power such as 10**400 before it is refused
-# (evaluating 9**9**9 exactly would hang; a float64 overflows at 1e308 anyway).
+# Limits that bound the cost of any expression (a problem file is untrusted input: it must be
+# accepted or refused within seconds whatever it holds). Each refusal names its limit.
+# Largest number of decimal digits of an exact number (a literal such as 10**400, or the result of
+# an exact power): evaluating 9**9**9 exactly would hang, and a float64 overflows at 1e308 anyway.
 _MAX_POWER_DIGITS = 400
+_MAX_INTEGER_DIGITS = 1000  # a literal or exact product: still cheap, and the power limit comes first
+# Most function calls and powers nested inside each other: sympy's derivatives of deeper nests
+# (sin(sin(...)), x^x^...^x) grow so fast that the Laplacian of a 16-deep nest takes seconds and
+# a 40-deep one hours; no PDE datum needs more than a few levels.
+MAX_NESTING = 10
+# Most levels of the syntax tree (parentheses, unary signs, ...): guards every recursive pass.
+MAX_SYNTAX_DEPTH = 200
+# Largest magnitude of a constant while it is evaluated (2**1000, about 1e301): beyond it the
+# value is not a double anyway, and sin(exp(exp(exp(5)))) would need 10**64 digits of pi.
+_MAX_MAGNITUDE_BITS = 1000
+# Decimal digits used to evaluate constant sub-expressions (more than a double's 17).
+_EVAL_DIGITS = 30
+# Seconds the Laplacian of one expression may take before it is refused (main thread only).
+LAPLACIAN_SECONDS = 20.0
 
 
 class ExpressionError(ValueError):
@@ -183,7 +200,7 @@ class _Converter:
                 type(value), repr(value))
             raise self.unsupported(kind)
         if isinstance(value, int):
-            return sympy.Integer(value)
+            return self.check_exact(sympy.Integer(value))
         if not math.isfinite(value):
             raise self.fail("contains a number too large for double precision; use a smaller one")
         return sympy.Float(value)
@@ -230,18 +247,30 @@ class _Converter:
             return left / right
         if left.is_Number and right.is_Number:
             self.check_power(left, right)
-        return left ** right
+        return self.check_exact(left ** right)
+
+    def check_exact(self, value: sympy.Expr) -> sympy.Expr:
+        """Refuse exact rationals with more digits than ``_MAX_INTEGER_DIGITS``."""
+        if value.is_Rational and max(_digits(value.p), _digits(value.q)) > _MAX_INTEGER_DIGITS:
+            raise self.fail(f"contains an exact number of more than {_MAX_INTEGER_DIGITS} digits "
+                            f"(the limit); use a smaller one")
+        return value
 
     def check_power(self, base: sympy.Number, exponent: sympy.Number) -> None:
-        """Refuse exact number powers so large that sympy would hang evaluating them."""
-        b = abs(float(base))
-        if b in (0.0, 1.0) or not math.isfinite(b):
+        """Refuse exact number powers so large that sympy would hang evaluating them.
+
+        Works in logarithms throughout: ``float(base)`` is inf for 10**400, and the exponent
+        itself may be too large for a float.
+        """
+        log_b = abs(_log10_abs(base))
+        if log_b == 0.0 or base.is_zero:
             return
-        digits = abs(float(exponent) * math.log10(b))
-        if digits > _MAX_POWER_DIGITS:
+        log_digits = _log10_abs(exponent) + math.log10(log_b)  # log10 of the result's digits
+        if log_digits > math.log10(_MAX_POWER_DIGITS):
             raise self.fail(
-                f"contains the power {base}**{exponent}, which is far outside the range of "
-                "double precision; use smaller numbers"
+                f"contains the power {_short(base)}**{_short(exponent)}, which is far outside the "
+                f"range of double precision (more than {_MAX_POWER_DIGITS} digits, the limit); "
+                "use smaller numbers"
             )
 
     def call(self, node: ast.Call) -> sympy.Expr:
@@ -272,11 +301,123 @@ class _Converter:
         return function(*args)
 
 
+def _digits(n: int) -> int:
+    """Decimal digits of ``|n|``, from its bit length (``str`` of a huge int is itself slow)."""
+    return int(abs(n).bit_length() * 0.30102999566398120) + 1
+
+
+def _log10_abs(number: sympy.Number) -> float:
+    """``log10 |number|`` of a sympy number without converting it to a float (it may overflow)."""
+    if number.is_zero:
+        return -math.inf
+    if number.is_Rational:
+        return _log10_int(number.p) - _log10_int(number.q)
+    return float(mpmath.log10(abs(mpmath.mpf(number._as_mpf_val(53)))))
+
+
+def _log10_int(n: int) -> float:
+    n = abs(n)
+    shift = max(0, n.bit_length() - 64)
+    return math.log10(n >> shift) + shift * math.log10(2.0)
+
+
+def _short(number) -> str:
+    text = str(number)
+    return text if len(text) <= 30 else f"(a {_digits(number.p) if number.is_Integer else len(text)}-digit number)"
+
+
+class _TooLarge(Exception):
+    """A constant whose magnitude leaves the bounded range while it is evaluated."""
+
+
+def _mp_function(name: str):
+    """The mpmath function for a sympy function class name (None: not known here)."""
+    table = {"sin": mpmath.sin, "cos": mpmath.cos, "tan": mpmath.tan, "exp": mpmath.exp,
+             "log": mpmath.log, "sinh": mpmath.sinh, "cosh": mpmath.cosh, "tanh": mpmath.tanh,
+             "asin": mpmath.asin, "acos": mpmath.acos, "atan": mpmath.atan, "sec": mpmath.sec,
+             "csc": mpmath.csc, "cot": mpmath.cot, "asinh": mpmath.asinh, "acosh": mpmath.acosh,
+             "atanh": mpmath.atanh, "Abs": abs, "atan2": lambda y, x: mpmath.atan2(y, x),
+             "sign": lambda v: mpmath.sign(v), "Min": lambda *a: min(a), "Max": lambda *a: max(a)}
+    return table.get(name)
+
+
+def _bounded(value):
+    """``value`` if it is finite and below ``2**_MAX_MAGNITUDE_BITS`` in magnitude."""
+    if not mpmath.isfinite(value) or (value != 0 and mpmath.mag(value) > _MAX_MAGNITUDE_BITS):
+        raise _TooLarge
+    return value
+
+
+def _mp_value(expr: sympy.Expr):
+    """Value of a numeric sympy expression in mpmath at ``_EVAL_DIGITS`` digits, bounded in cost.
+
+    Every intermediate value is checked against ``2**_MAX_MAGNITUDE_BITS``, so no step needs
+    more than a few hundred digits (``sympy.N`` on ``sin(exp(exp(exp(5))))`` never returns). The
+    magnitudes are right; the phase of a periodic function of a huge argument is not (a screen).
+    """
+    if expr.is_Rational:
+        if max(_digits(expr.p), _digits(expr.q)) > _MAX_INTEGER_DIGITS:
+            raise _TooLarge
+        return _bounded(mpmath.mpf(expr.p) / expr.q)
+    if expr.is_Float:
+        return _bounded(mpmath.mpf(expr._as_mpf_val(mpmath.mp.prec)))
+    if expr is sympy.pi:
+        return +mpmath.pi
+    if expr is sympy.E:
+        return mpmath.e + 0
+    if expr is sympy.I:
+        return mpmath.mpc(0, 1)
+    if expr.is_Add:
+        return _bounded(mpmath.fsum(_mp_value(a) for a in expr.args))
+    if expr.is_Mul:
+        out = mpmath.mpf(1)
+        for a in expr.args:
+            out = _bounded(out * _mp_value(a))
+        return out
+    if expr.is_Pow:
+        base, exponent = _mp_value(expr.base), _mp_value(expr.exp)
+        if base == 0:
+            if mpmath.re(exponent) > 0:
+                return mpmath.mpf(0)
+            raise _TooLarge
+        if abs(exponent) * abs(float(mpmath.log(abs(base), 2))) > _MAX_MAGNITUDE_BITS:
+            raise _TooLarge  # |result| above 2**1000 or below 2**-1000: decided without computing it
+        return _bounded(mpmath.power(base, exponent))
+    function = _mp_function(type(expr).__name__) if isinstance(expr, (sympy.Function, sympy.Min, sympy.Max)) else None
+    if function is None:
+        raise _TooLarge  # something this evaluator does not know: not evaluated (refused)
+    return _bounded(function(*(_mp_value(a) for a in expr.args)))
+
+
+def _check_nesting(tree: ast.AST, fail: Callable[[str], ExpressionError]) -> None:
+    """Refuse trees deeper than ``MAX_SYNTAX_DEPTH`` or with more than ``MAX_NESTING`` nested
+    calls and powers, before any recursive pass sees them (iterative: no RecursionError)."""
+    stack = [(tree, 1, 0)]
+    while stack:
+        node, depth, nesting = stack.pop()
+        if isinstance(node, ast.Call) or (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow)):
+            nesting += 1
+        if depth > MAX_SYNTAX_DEPTH:
+            raise fail(f"is nested too deeply (more than {MAX_SYNTAX_DEPTH} levels, the limit); "
+                       "simplify it")
+        if nesting > MAX_NESTING:
+            raise fail(f"nests more than {MAX_NESTING} function calls and powers inside each other "
+                       f"(the limit: deeper nests cannot be differentiated in bounded time); simplify it")
+        stack.extend((child, depth + 1, nesting) for child in ast.iter_child_nodes(node))
+
+
 def _numeric_value(expr: sympy.Expr):
-    """Complex value of a numeric sympy expression, or None if it cannot be evaluated."""
+    """Complex value of a numeric sympy expression, or None if it cannot be evaluated in bounded
+    time and within double precision range."""
     try:
+        with mpmath.workdps(_EVAL_DIGITS):
+            _mp_value(expr)  # the screen: raises unless every intermediate value is bounded
+        # sympy.N is exact to the last digit (sin(exp(600)) needs the 260 digits of exp(600) that a
+        # fixed precision lacks); with every magnitude below 2**1000, it needs at most ~1000 bits
         value = complex(sympy.N(expr, 17))
-    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+    except (_TooLarge, TypeError, ValueError, OverflowError, ZeroDivisionError, RecursionError):
+        return None
+    if not (math.isfinite(value.real) and math.isfinite(value.imag)):
         return None
     return value
 
@@ -342,6 +483,7 @@ def parse_expression(text: str, dim: int, *, name: str = "expression") -> sympy.
     except (ValueError, RecursionError, MemoryError) as exc:
         raise ExpressionError(
             f"could not parse {shown}: {type(exc).__name__}; simplify it") from None
+    _check_nesting(tree, converter.fail)
     try:
         expr = converter.convert(tree)
         _check_finite_real(expr, converter.fail)
@@ -625,16 +767,29 @@ def laplacian(expr, dim: int) -> sympy.Expr:
     """
     dim = _check_dim(dim)
     expr = _canonical(expr, dim)
-    total = sympy.Add(*[_drop_delta(sympy.diff(expr, s, 2)) for s in coordinate_symbols(dim)])
-    return _cheap_simplify(total)
+    try:
+        with _deadline(LAPLACIAN_SECONDS):  # a guard beyond MAX_NESTING (e.g. huge products)
+            total = sympy.Add(*[_drop_delta(sympy.diff(expr, s, 2)) for s in coordinate_symbols(dim)])
+            return _cheap_simplify(total)
+    except _Timeout:
+        raise ExpressionError(f"the Laplacian of '{_shown(str(expr))}' took more than "
+                              f"{LAPLACIAN_SECONDS:g} s (the limit); simplify the expression, or give "
+                              "f instead of deriving it from u") from None
 
 
 def free_dimension(expr) -> int:
     """The largest ``i`` such that ``x_i`` occurs in ``expr`` (0 for a constant).
 
-    Example: ``free_dimension(parse_expression("x3 + y", 3)) == 3``.
+    Example: ``free_dimension(parse_expression("x3 + y", 3)) == 3``. A string is parsed with
+    :func:`parse_expression` (in ``MAX_DIM`` coordinates), never evaluated.
     """
-    expr = sympy.sympify(expr)
+    if isinstance(expr, str):
+        expr = parse_expression(expr, MAX_DIM)
+    elif isinstance(expr, (int, float)) and not isinstance(expr, bool):
+        return 0
+    elif not isinstance(expr, sympy.Basic):
+        raise ExpressionError(f"free_dimension needs a sympy expression or a string, got "
+                              f"{type(expr).__name__}")
     best = 0
     for s in expr.free_symbols:
         match = _COORD_RE.match(s.name)

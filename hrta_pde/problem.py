@@ -1394,9 +1394,34 @@ def _problem_from_dict(data, source: str) -> PoissonProblem:
                 raise ProblemError(f"boundary.h '{h_text:.60}' differs from du/dn of solution.u "
                                    f"on the boundary (at {xn[i].tolist()}); fix h or u, or give "
                                    "only u")
+    _check_derived_boundary_data(problem, gen, g_text, h_text)
     if problem.pure_neumann:
         problem.check_compatibility()
     return problem
+
+
+def _check_derived_boundary_data(problem, gen, g_text, h_text) -> None:
+    """Dirichlet and Neumann data derived from ``u`` are finite on the boundary samples.
+
+    ``u = x*log(x)`` is finite inside (0, 1) but not at x = 0: without this check the problem
+    loads and training stops with a NaN loss at iteration 1.
+    """
+    if problem.u is None or (g_text is not None and h_text is not None):
+        return
+    b = problem.sample_boundary(256, generator=gen, dtype=torch.float64)
+    xb, nb, dmask = b.x.numpy(), b.normal.numpy(), b.dirichlet.numpy()
+    with np.errstate(all="ignore"):
+        parts = []
+        if g_text is None and problem.g is not None and dmask.any():
+            parts.append(("Dirichlet data g = u", xb[dmask], problem.u_numpy(xb[dmask])))
+        if h_text is None and problem.h is not None and (~dmask).any():
+            parts.append(("Neumann data h = du/dn", xb[~dmask],
+                          np.einsum("ij,ij->i", problem.grad_u_numpy(xb[~dmask]), nb[~dmask])))
+        for what, x, values in parts:
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise ProblemError(f"{what} is not finite at {x[int(np.argmax(bad))].tolist()} on the "
+                                   "boundary; fix solution.u there or give the boundary data explicitly")
 
 
 # ============================================================================ files

@@ -28,6 +28,64 @@ def make_run_dir(out: str | os.PathLike | None, kind: str) -> Path:
     return path
 
 
+#: The identity of a run folder: the command, problem and settings that made it (hidden, so the
+#: summary does not list it). ``--out`` reuses a non-empty folder only when it matches.
+IDENTITY = ".hrta_run.json"
+
+
+def clean_stale_tmp(path: str | os.PathLike) -> list[Path]:
+    """Remove ``.*.tmp`` files left by writes that were killed (atomic writes use such names)."""
+    removed = []
+    for tmp in Path(path).rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def claim_run_dir(out: str | os.PathLike, identity: dict, *, overwrite: bool = False) -> Path:
+    """Create ``out`` for a new run; refuse a non-empty folder made by another run.
+
+    A folder is reused when it is empty, when it holds a run of the same ``identity`` (command,
+    problem and settings: the same run again), or with ``overwrite``. Otherwise its files (a
+    user's ``model.pt``, another run's checkpoint) would be silently replaced.
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {str(path)!r} is a file, not a folder: choose another --out")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        mine = _read_identity(path)
+        if mine != _clean(identity):
+            why = ("it holds a run of other settings or another problem" if mine is not None
+                   else "it is not a run folder of hrta-pde")
+            raise RunDirError(f"--out {str(path)!r} is not empty and {why}: choose a new folder, "
+                              "add --overwrite to replace its files, or continue an interrupted run with "
+                              "--resume")
+    path = make_run_dir(path, identity.get("command", "run"))
+    clean_stale_tmp(path)
+    write_json(path / IDENTITY, identity)
+    return path
+
+
+def _read_identity(path: Path):
+    try:
+        return json.loads((path / IDENTITY).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_json(path: str | os.PathLike, what: str = "file"):
+    """``json.loads`` of a file; a one-line ``RunDirError`` naming the file if it is damaged."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunDirError(f"{path} is damaged: not valid JSON ({err.msg} at line {err.lineno}, column "
+                          f"{err.colno}); restore or delete the {what}") from None
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is damaged: not text; restore or delete the {what}") from None
+
+
 def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)

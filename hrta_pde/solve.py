@@ -42,6 +42,9 @@ DEFAULT_SCHEDULE = {"sobolev": "1:6000", "l2": "1:6000", "ritz": "1:4000", "pinn
 #: weight a mean of squared boundary residuals.
 DEFAULT_BETA = {"ritz": 100.0, "pinn": 100.0, "sobolev": 0.0, "l2": 0.0}
 
+#: Largest seed: torch takes 64-bit seeds, and the test points use ``seed + 7919``.
+MAX_SEED = 2**62
+
 
 @dataclass
 class SolveConfig:
@@ -77,11 +80,21 @@ class SolveConfig:
     engd_method: str = "linesearch"  # "linesearch" (grid of step sizes) or "lm" (Levenberg-Marquardt)
 
     def validate(self) -> None:
+        from hrta_pde.fields import check_fields
+        from hrta_pde.limits import MAX_DEPTH
+
+        check_fields(self)  # the types: the annotations above are the table
         for name in ("width", "depth", "points", "boundary_points", "test_points", "eval_every",
                      "record_every", "plateau_window", "checkpoint_every"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            if value <= 0:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"depth={self.depth} is above the limit of {MAX_DEPTH} hidden layers: "
+                             "lower --depth")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed={self.seed} must be an integer from 0 to 2^62 (torch seeds are "
+                             "64-bit and compare adds the seed index)")
         if self.net not in ("fnn", "paper"):
             raise ValueError(f"net={self.net!r} is unknown: use 'fnn' or 'paper'")
         if self.init not in ("domain", "glorot"):
@@ -114,9 +127,12 @@ class SolveConfig:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown solver key(s) {sorted(unknown)}; allowed: {', '.join(sorted(names))}")
+        from hrta_pde.fields import check_value, field_types
+
+        types = field_types(cls)
         cfg = copy.deepcopy(base) if base is not None else cls()
         for k, v in data.items():
-            setattr(cfg, k, v)
+            setattr(cfg, k, check_value(k, v, types[k]))
         return cfg
 
 
@@ -410,14 +426,24 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+COMPARE_STATE = "compare_state.json"
+
+
 def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=None, progress=False,
-            log=print, reference=None) -> dict:
+            log=print, reference=None, resume: bool = False, reference_choice: str = "auto") -> dict:
     """Train each loss from the same initial network and points, for ``seeds`` seeds.
 
     Returns ``{"rows": [...per loss and seed...], "summary": {loss: {metric: (median, min, max)}}}``
-    and writes ``compare.csv``, ``summary.json`` and ``errors.png`` when ``out`` is given.
+    and writes ``compare.csv``, ``summary.json`` and ``errors.png`` when ``out`` is given, and one
+    solve run folder per loss and seed under ``runs/`` (each can be exported).
+
+    SIGINT or SIGTERM stops the comparison as a whole: the run being trained saves its checkpoint,
+    the rows done so far are kept in ``compare_state.json``, and the result has ``"status":
+    "interrupted"``. ``resume=True`` (with the same ``out``) continues where it stopped; the rows
+    equal those of an uninterrupted comparison. ``reference_choice`` is recorded for the command line.
     """
-    from hrta_pde.runio import make_run_dir, write_json
+    from hrta_pde.runio import clean_stale_tmp, make_run_dir, write_json
+    from hrta_pde.signals import catch_interrupts
 
     if seeds <= 0:
         raise ValueError(f"seeds={seeds} must be a positive integer")
@@ -425,36 +451,49 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     if not names:
         raise ValueError("no losses given: use e.g. --losses ritz,sobolev,pinn")
     run_dir = make_run_dir(out, "compare") if out is not None else None
+    done: dict[str, dict] = {}
     if run_dir is not None:
         from hrta_pde.problem import problem_to_toml
 
+        clean_stale_tmp(run_dir)
+        if resume:
+            done = {d["key"]: d for d in _read_compare_state(run_dir)["done"]}
         (run_dir / "problem.toml").write_text(problem_to_toml(problem, solver=asdict(cfg)))
+    state = {"problem": problem.spec, "config": asdict(cfg), "losses": names, "seeds": seeds,
+             "reference": reference_choice, "done": list(done.values())}
+
+    def save_state():
+        if run_dir is not None:
+            write_json(run_dir / COMPARE_STATE, state)
+
     rows, curves = [], {name: [] for name in names}
-    for k in range(seeds):
-        base = copy.deepcopy(cfg)
-        base.seed = cfg.seed + k
-        setup = Setup(problem, base)
-        for name in names:
-            c = copy.deepcopy(base)
-            c.loss = name
-            res = solve(problem, c, setup=setup, progress=progress, log=log, reference=reference)
-            row = {"loss": name, "seed": c.seed, **{m: res.metrics.get(m) for m in
-                   ("rel_l2", "rel_h1_semi", "max_error", "seconds", "iterations", "status")}}
-            rows.append(row)
-            if run_dir is not None:
-                res.history.to_csv(run_dir / f"history_{name}_seed{c.seed}.csv")
-                res.history.evaluations_to_csv(run_dir / f"errors_{name}_seed{c.seed}.csv")
-            ev = res.history.evaluations
-            curves[name].append(([e["iteration"] for e in ev], [e["rel_l2"] for e in ev]))
-            log(f"seed {c.seed} {name:<8} rel L2 {row['rel_l2']:.3e}  rel H1 {row['rel_h1_semi']:.3e}  "
-                f"{row['seconds']:.1f} s")
+    with catch_interrupts() as interrupted:
+        for k in range(seeds):
+            base = copy.deepcopy(cfg)
+            base.seed = cfg.seed + k
+            setup = None
+            for name in names:
+                key = f"{name}_seed{base.seed}"
+                if key not in done:
+                    if interrupted:  # received between two runs
+                        return _compare_stopped(state, save_state, rows, run_dir, key)
+                    setup = setup or Setup(problem, base)
+                    entry = _compare_one(problem, base, name, setup, run_dir, resume=resume, progress=progress,
+                                         log=log, reference=reference)
+                    if entry is None:
+                        return _compare_stopped(state, save_state, rows, run_dir, key)
+                    done[key] = entry
+                    state["done"].append(entry)
+                    save_state()
+                rows.append(done[key]["row"])
+                curves[name].append(tuple(done[key]["curve"]))
     summary = {}
     for name in names:
         mine = [r for r in rows if r["loss"] == name]
         summary[name] = {m: {"median": statistics.median(r[m] for r in mine), "min": min(r[m] for r in mine),
                              "max": max(r[m] for r in mine)}
                          for m in ("rel_l2", "rel_h1_semi", "max_error", "seconds")}
-    report = {"problem": problem.name, "seeds": seeds, "rows": rows, "summary": summary}
+    report = {"problem": problem.name, "seeds": seeds, "rows": rows, "summary": summary, "status": "completed"}
     log(format_compare(report))
     if run_dir is not None:
         from hrta_pde.plotting import plot_error_history
@@ -473,6 +512,70 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     return report
 
 
+def _compare_one(problem, base: SolveConfig, name: str, setup: Setup, run_dir, *, resume, progress, log,
+                 reference) -> dict | None:
+    """Train loss ``name`` of one seed of a comparison (in its run folder under ``runs/``, resuming
+    its checkpoint if asked); its row and error curve, or None if a signal stopped it."""
+    from hrta_pde.checkpoint import load_checkpoint
+
+    key = f"{name}_seed{base.seed}"
+    c = copy.deepcopy(base)
+    c.loss = name
+    sub = run_dir / "runs" / key if run_dir is not None else None
+    ck = load_checkpoint(sub) if resume and sub is not None and (sub / "checkpoint.pt").is_file() else None
+    # solve() says 'resume with: hrta-pde solve --resume <sub-run>' when stopped; the comparison
+    # prints its own resume line instead
+    quiet_log = lambda message: None if "resume with:" in str(message) else log(message)  # noqa: E731
+    res = solve(problem, c, setup=setup, progress=progress, log=quiet_log, reference=reference, out=sub, resume=ck)
+    if res.metrics["status"] == "interrupted":
+        return None
+    row = {"loss": name, "seed": c.seed, **{m: res.metrics.get(m) for m in
+           ("rel_l2", "rel_h1_semi", "max_error", "seconds", "iterations", "status")}}
+    if run_dir is not None:
+        res.history.to_csv(run_dir / f"history_{name}_seed{c.seed}.csv")
+        res.history.evaluations_to_csv(run_dir / f"errors_{name}_seed{c.seed}.csv")
+    log(f"seed {c.seed} {name:<8} rel L2 {row['rel_l2']:.3e}  rel H1 {row['rel_h1_semi']:.3e}  "
+        f"{row['seconds']:.1f} s")
+    ev = res.history.evaluations
+    return {"key": key, "row": row, "curve": [[e["iteration"] for e in ev], [e["rel_l2"] for e in ev]]}
+
+
+def _compare_stopped(state: dict, save_state, rows: list, run_dir, key: str) -> dict:
+    """The report of a comparison stopped by a signal (its state saved for ``resume``)."""
+    save_state()
+    message = f"comparison interrupted at {key} ({len(state['done'])} of {len(state['losses']) * state['seeds']} runs done)"
+    if run_dir is not None:
+        message += f"; resume with: hrta-pde compare --resume {run_dir}"
+    return {"status": "interrupted", "message": message, "rows": rows,
+            "run_dir": str(run_dir) if run_dir is not None else None}
+
+
+def _read_compare_state(run_dir) -> dict:
+    from hrta_pde.checkpoint import CheckpointError
+    from hrta_pde.runio import read_json
+
+    path = Path(run_dir) / COMPARE_STATE
+    if not Path(run_dir).is_dir() or not path.is_file():
+        raise CheckpointError(f"compare --resume {str(run_dir)!r}: not a comparison folder (no {COMPARE_STATE}); "
+                              "give the folder that an interrupted 'hrta-pde compare' printed")
+    state = read_json(path, COMPARE_STATE)
+    keys = {"problem": dict, "config": dict, "losses": list, "seeds": int, "reference": str, "done": list}
+    if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in keys.items()):
+        raise CheckpointError(f"{path} is damaged (it needs {', '.join(keys)}); start a new comparison")
+    return state
+
+
+def load_compare_state(run_dir) -> tuple:
+    """``(problem, config, losses, seeds, reference choice)`` of an interrupted comparison."""
+    from hrta_pde.problem import problem_from_dict
+
+    state = _read_compare_state(run_dir)
+    problem = problem_from_dict(state["problem"], source=str(run_dir))
+    cfg = SolveConfig.from_dict(state["config"])
+    cfg.validate()
+    return problem, cfg, state["losses"], state["seeds"], state["reference"]
+
+
 def format_compare(report: dict) -> str:
     lines = [f"{'loss':<9} {'rel L2 median':>14} {'[min, max]':>22} {'rel H1 median':>14} "
              f"{'max err median':>15} {'time [s]':>9}"]
@@ -484,18 +587,21 @@ def format_compare(report: dict) -> str:
     return "\n".join(lines)
 
 
-def load_run(run_dir) -> tuple:
+def load_run(run_dir, command: str = "export") -> tuple:
     """``(problem, config, net, checkpoint)`` of a run folder, the network in its trained state."""
     from hrta_pde.checkpoint import load_checkpoint
     from hrta_pde.problem import problem_from_dict
 
-    ck = load_checkpoint(run_dir)
+    from hrta_pde.checkpoint import load_net_state
+
+    ck = load_checkpoint(run_dir, command=command)
     problem = problem_from_dict(ck["problem"], source=str(run_dir))
     cfg = SolveConfig.from_dict(ck["config"])
+    cfg.validate()
     cfg.device = "cpu" if cfg.device == "auto" else cfg.device
     dtype = resolve_dtype(cfg.dtype)
     net = build_network(cfg, problem.dim, torch.Generator().manual_seed(cfg.seed), dtype, torch.device("cpu"))
-    net.load_state_dict(ck["net"])
+    load_net_state(net, ck["net"], Path(run_dir) / "checkpoint.pt")
     if cfg.hard_bc:
         net.apply_output_transform(hard_dirichlet_transform(problem))
     return problem, cfg, net, ck

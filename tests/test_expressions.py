@@ -1,5 +1,6 @@
 """Tests of hrta_pde.expressions: safe parsing, numpy/torch compilation, calculus."""
 import builtins
+import time
 
 import numpy as np
 import pytest
@@ -7,6 +8,8 @@ import sympy
 import torch
 
 from hrta_pde.expressions import (
+    MAX_NESTING,
+    MAX_SYNTAX_DEPTH,
     ExpressionError,
     coordinate_symbols,
     expressions_agree,
@@ -402,3 +405,47 @@ def test_expressions_agree_false_cases():
     # tolerances
     assert expressions_agree("x", "x*(1 + 1e-12)", 1)
     assert not expressions_agree("x", "x*(1 + 1e-6)", 1, rtol=1e-8)
+
+
+# ----------------------------------------------------------------------------- bounded cost
+
+# Each must be refused (or accepted) within seconds, naming the limit (issue 11: each used to hang
+# for minutes or end in a RecursionError).
+BOUNDED_CASES = [
+    ("(10^400)^(10^400)*x", "more than 400 digits, the limit"),
+    ("sin(exp(exp(exp(5))))*x", "not finite in double precision"),
+    ("sin(" * 100 + "x" + ")" * 100, f"nests more than {MAX_NESTING} function calls and powers"),
+    ("sin(" * 150 + "x" + ")" * 150, f"nests more than {MAX_NESTING} function calls and powers"),
+    ("^".join(["x"] * 40), f"nests more than {MAX_NESTING} function calls and powers"),
+    ("-" * 300 + "x", f"more than {MAX_SYNTAX_DEPTH} levels, the limit"),
+]
+
+
+@pytest.mark.parametrize("text,fragment", BOUNDED_CASES, ids=["power", "sin_exp", "sin100", "sin150",
+                                                               "tower40", "minus300"])
+def test_costly_expressions_are_refused_quickly_naming_the_limit(text, fragment):
+    t0 = time.perf_counter()
+    with pytest.raises(ExpressionError) as info:
+        parse_expression(text, 2, name="u")
+    assert time.perf_counter() - t0 < 10  # minutes before the limits
+    message = str(info.value)
+    assert message.startswith("u '") and fragment in message and "\n" not in message, message
+
+
+def test_expressions_at_the_limits_are_accepted():
+    nested = "sin(" * MAX_NESTING + "x" + ")" * MAX_NESTING
+    assert parse_expression(nested, 1).count(sympy.sin) == MAX_NESTING
+    assert parse_expression("10^400*x", 1) == sympy.Integer(10) ** 400 * coordinate_symbols(1)[0]
+    # a large but finite constant is folded to the same float as before
+    value = to_numpy(parse_expression("sin(exp(600))*x", 1), 1)(np.array([[1.0]]))[0]
+    assert value == pytest.approx(float(sympy.N(sympy.sin(sympy.exp(600)), 30)), rel=1e-14)
+
+
+def test_free_dimension_parses_strings_instead_of_evaluating_them(tmp_path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(ExpressionError):
+        free_dimension(f"__import__('os').system('touch {marker}')")
+    assert not marker.exists()
+    assert free_dimension("x3 + y") == 3
+    with pytest.raises(ExpressionError, match="sympy expression or a string"):
+        free_dimension(object())

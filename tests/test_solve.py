@@ -76,7 +76,7 @@ def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         save_checkpoint(tmp_path / "checkpoint.pt", {"value": 2})
     monkeypatch.undo()
-    assert load_checkpoint(tmp_path)["value"] == 1
+    assert load_checkpoint(tmp_path, required={})["value"] == 1  # a toy payload: no solve keys
 
 
 def test_resume_errors(tmp_path, capsys):
