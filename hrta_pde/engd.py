@@ -129,11 +129,43 @@ def _sigma_derivatives(act: HomotopyActivation):
     return sigma
 
 
+def _scalar_features(fn) -> Callable:
+    """``x -> (f, grad f, Laplace f)`` at one point for ``fn: (n, d) -> (n,)`` (no parameters)."""
+
+    def value(x):
+        return fn(x[None])[0]
+
+    gfun = func_grad(value)
+
+    def features(x):
+        eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
+        _, cols = vmap(lambda v: jvp(gfun, (x,), (v,)))(eye)
+        return value(x), gfun(x), torch.diagonal(cols).sum()
+
+    return features
+
+
+def _lifted(inner: Callable, lift) -> Callable:
+    """Features of ``u = g_ext + phi N`` from those of ``N`` (product rule)."""
+    gf, pf = _scalar_features(lift.g_ext), _scalar_features(lift.phi)
+
+    def features(params, x):
+        n, gn, ln = inner(params, x)
+        g, gg, lg = gf(x)
+        p, gp, lp = pf(x)
+        return g + p * n, gg + n * gp + p * gn, lg + n * lp + 2 * (gp * gn).sum() + p * ln
+
+    return features
+
+
 def _mlp_forward_laplacian(net) -> Callable | None:
-    """A forward Laplacian for a ``dde.nn.FNN`` with homotopy activations and no transforms."""
+    """A forward Laplacian for a ``dde.nn.FNN`` with homotopy activations (and an optional
+    output transform ``g_ext + phi N`` that exposes its two parts, like ``solve.DirichletLift``)."""
     linears = getattr(net, "linears", None)
-    if linears is None or getattr(net, "_input_transform", None) is not None \
-            or getattr(net, "_output_transform", None) is not None:
+    lift = getattr(net, "_output_transform", None)
+    if lift is not None and not (hasattr(lift, "g_ext") and hasattr(lift, "phi")):
+        return None
+    if linears is None or getattr(net, "_input_transform", None) is not None:
         return None
     if not all(isinstance(m, torch.nn.Linear) and m.bias is not None for m in linears):
         return None
@@ -166,6 +198,8 @@ def _mlp_forward_laplacian(net) -> Callable | None:
             l = torch.zeros_like(h)
         return h[0], g[0], l[0]
 
+    if lift is not None:
+        return _lifted(features, lift)
     return features
 
 

@@ -243,10 +243,23 @@ def hard_dirichlet_transform(problem):
             cc = torch.as_tensor(c, dtype=x.dtype, device=x.device)
             return 1.0 - ((x - cc) ** 2).sum(dim=1) / r**2
 
-    def transform(x, out):
-        return problem.g_torch(x)[:, None] + phi(x)[:, None] * out
+    return DirichletLift(problem.g_torch, phi)
 
-    return transform
+
+class DirichletLift:
+    """The output transform ``(x, N) -> g_ext(x) + phi(x) N(x)``, with its two parts exposed.
+
+    ``g_ext`` extends the Dirichlet data into the domain and ``phi`` vanishes on the Dirichlet
+    boundary; both are functions of ``x`` (n, d) -> (n,) in pure torch ops (``torch.func`` can
+    differentiate them, and :mod:`hrta_pde.engd` propagates ``u = g_ext + phi N`` through its
+    forward Laplacian instead of differentiating the whole ``forward``).
+    """
+
+    def __init__(self, g_ext, phi):
+        self.g_ext, self.phi = g_ext, phi
+
+    def __call__(self, x, out):
+        return self.g_ext(x)[:, None] + self.phi(x)[:, None] * out
 
 
 @dataclass

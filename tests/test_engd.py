@@ -204,3 +204,31 @@ def test_mixed_optimizer_schedule_resumes_bit_for_bit(tmp_path):
             assert torch.equal(a, b)
         assert rest.history.column("loss") == full.history.column("loss")
         assert rest.history.column("optimizer") == full.history.column("optimizer")
+
+
+def test_forward_laplacian_through_a_dirichlet_lift_equals_autograd():
+    from hrta_pde.solve import hard_dirichlet_transform
+
+    problem = builtin_problem("poisson_disk")
+    torch.manual_seed(5)
+    net = H.homotopy_fnn([2, 10, 10, 1], "tanh").double()
+    net.apply_output_transform(hard_dirichlet_transform(problem) if _has_g(problem) else
+                               _lift_like(problem))
+    feats = point_features(net)
+    assert feats.__qualname__.startswith("_lifted")
+    x = problem.sample_interior(25, generator=torch.Generator().manual_seed(0), sampler="random",
+                                dtype=torch.float64, device="cpu")
+    u, g, lap = torch.func.vmap(feats, in_dims=(None, 0))(params_of(net), x)
+    ua, ga, lapa = autograd_features(net, x)
+    assert torch.allclose(u, ua, atol=1e-12) and torch.allclose(g, ga, atol=1e-12)
+    assert torch.allclose(lap, lapa, atol=1e-11)
+
+
+def _has_g(problem):
+    return "g" in problem.spec.get("boundary", {})
+
+
+def _lift_like(problem):
+    from hrta_pde.solve import DirichletLift
+
+    return DirichletLift(lambda x: torch.sin(x[:, 0]) * x[:, 1], lambda x: 1.0 - (x**2).sum(dim=1))
