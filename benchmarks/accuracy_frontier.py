@@ -83,10 +83,15 @@ def main(argv=None):
     p.add_argument("--loss", default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a solver setting")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (1 on a machine shared with other jobs: OpenMP threads that wait "
+                   "for a busy core make small linear algebra 100x slower)")
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--out", default="benchmarks/results/accuracy_frontier.json")
     p.add_argument("--plot", default=None, help="write the error-time plot here (PNG)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.list:
         for name, (prob, settings, target, limit) in CASES.items():
             print(f"{name:<20} {prob:<18} {settings}  target {target:g} in {limit} s")

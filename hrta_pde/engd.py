@@ -452,8 +452,9 @@ def engd_update(params: list[torch.Tensor], jacobian: Callable[[], torch.Tensor]
     """One ENGD step from the gradients in ``p.grad``; returns ``(step size or damping, new loss)``.
 
     ``options.method == "linesearch"``: ``d = (G + mu I)^+ grad`` with the fixed ``mu =
-    options.damping``, then the grid line search (returns ``eta``; 0 when no step size lowers the
-    loss). ``"lm"``: Levenberg-Marquardt, the full step ``eta = 1`` with the damping
+    options.damping``, then the grid line search (returns ``eta``); when no step size lowers the
+    loss, the damped directions of :data:`LM_GRID` are searched in turn, and ``eta = 0`` (the
+    parameters unchanged: converged) only if none lowers it. ``"lm"``: Levenberg-Marquardt, the full step ``eta = 1`` with the damping
     ``mu = rho * trace(G) / P`` adapted in ``state["rho"]``: divided by 3 after a step that lowers
     the loss, multiplied by 4 (and the step retried, at most 12 times) after one that does not
     (returns ``rho``; 0 steps leave the parameters unchanged and return ``nan``).
@@ -461,8 +462,16 @@ def engd_update(params: list[torch.Tensor], jacobian: Callable[[], torch.Tensor]
     g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
     solver = GramSolver(jacobian(), g, options.rcond)
     if options.method == "linesearch":
-        return line_search(params, _split(solver.direction(options.damping), params), loss_at, loss0,
-                           options.halvings)
+        eta, value = line_search(params, _split(solver.direction(options.damping), params), loss_at, loss0,
+                                 options.halvings)
+        for rho in LM_GRID[1:] if eta == 0.0 else ():
+            # no step size lowered the loss: a stationary point of the Gauss-Newton model, or a
+            # direction ruined by rounding; damped directions lean towards the gradient
+            eta, value = line_search(params, _split(solver.direction(rho * solver.mean_eigenvalue), params),
+                                     loss_at, loss0, options.halvings)
+            if eta > 0.0:
+                break
+        return eta, value
     start = [p.detach().clone() for p in params]
     best_rho, best_loss = math.nan, loss0
     for rho in LM_GRID:

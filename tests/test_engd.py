@@ -232,3 +232,23 @@ def _lift_like(problem):
     from hrta_pde.solve import DirichletLift
 
     return DirichletLift(lambda x: torch.sin(x[:, 0]) * x[:, 1], lambda x: 1.0 - (x**2).sum(dim=1))
+
+
+@pytest.mark.parametrize("phi", ["relu3", "tanh"])
+def test_domain_init_starts_with_unit_scale_layers_and_a_non_vanishing_output(phi):
+    from hrta_pde.solve import INIT_PREACTIVATION_STD, Setup
+
+    problem = builtin_problem("poisson_lshape")
+    cfg = SolveConfig(loss="ritz", phi=phi, width=64, depth=3, points=500, boundary_points=100, device="cpu")
+    setup = Setup(problem, cfg)
+    net, x = setup.net, setup.x
+    h = x
+    for layer in net.linears[:-1]:
+        z = layer(h)
+        assert float(z.std(dim=0).mean()) == pytest.approx(INIT_PREACTIVATION_STD, rel=1e-10)
+        h = net.activation(z)
+    out = net(x)[:, 0]
+    assert float(out.std()) > 1e-2  # Glorot + zero biases: 1e-11..1e-14 for relu3 at depth 3
+    glorot = Setup(problem, SolveConfig(**{**cfg.__dict__, "init": "glorot"})).net(x)[:, 0]
+    if phi == "relu3":
+        assert float(glorot.std()) < 1e-6  # the collapse this init fixes
