@@ -2100,17 +2100,23 @@ def problem_to_toml(problem: PoissonProblem, solver: dict | None = None) -> str:
     """The problem's :attr:`~PoissonProblem.spec` as TOML text that :func:`load_problem` reads
     back into the same problem; derived data are noted in comments. ``solver`` (e.g. the
     resolved solver settings of a run) replaces the ``[solver]`` table; ``None`` values are left out."""
-    lines = [f"# Poisson problem {problem.name!r}: -Laplace u = f, written by hrta_pde"]
+    general = problem.has_coefficient or problem.has_reaction
+    op = "-div(a grad u) + c u = f" if general else "-Laplace u = f"
+    lines = [f"# Poisson problem {problem.name!r}: {op}, written by hrta_pde"]
     spec = dict(problem.spec)
     if solver is not None:
         spec["solver"] = {k: v for k, v in solver.items() if v is not None}
     if "f" not in spec.get("solution", {}):
-        lines.append(f"# f = -laplacian(u) = {' '.join(str(problem.f).split())}")
-    bnd = spec.get("boundary", {})
-    if problem.g is not None and "g" not in bnd:
-        lines.append("# g = u on the Dirichlet boundary")
-    if problem.h is not None and "h" not in bnd:
-        lines.append("# h = grad u . n on the Neumann boundary")
+        lines.append(f"# f = {'-div(a grad u) + c u' if general else '-laplacian(u)'} = "
+                     f"{' '.join(str(problem.f).split())}"[:2000])
+    derived = {cd.kind for cd in problem.conditions if cd is not None
+               and (("g" not in cd.written) if cd.kind == "dirichlet" else ("h" not in cd.written))}
+    if "dirichlet" in derived:
+        lines.append("# g = u on the Dirichlet parts without g")
+    if "neumann" in derived:
+        lines.append("# h = a grad u . n on the Neumann parts without h")
+    if "robin" in derived:
+        lines.append("# h = a grad u . n + alpha u on the Robin parts without h")
     exact = "exact" if problem.measure_exact else "estimated"
     lines.append(f"# |Omega| = {problem.measure:.12g}, |dOmega| = {problem.boundary_measure:.12g} "
                  f"({exact})")

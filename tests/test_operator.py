@@ -275,3 +275,28 @@ def test_plain_poisson_losses_are_unchanged_bit_for_bit():
     assert set(new) == set(old_pinn)
     for k in old_pinn:
         assert torch.equal(new[k], old_pinn[k]), k
+
+
+def test_ritz_energy_metric_of_the_general_operator_against_sympy():
+    from hrta_pde.metrics import evaluate
+
+    p = problem_from_dict({"domain": {"type": "interval", "xmin": 0.0, "xmax": 1.0},
+                           "solution": {"u": "sin(pi*x)", "a": "1 + x", "c": "2"}})
+    s = sympy.Symbol("s")
+    u = sympy.sin(sympy.pi * s)
+    # with u = 0 at both ends, int f u = int a u'^2 + c u^2, so E(u*) = -1/2 int (a u'^2 + c u^2)
+    exact = float(-sympy.integrate((1 + s) * sympy.diff(u, s) ** 2 + 2 * u**2, (s, 0, 1)) / 2)
+    x = ((torch.arange(20000, dtype=T) + 0.5) / 20000)[:, None]  # midpoint rule
+    net = torch.nn.Linear(1, 1).to(T)
+    m = evaluate(net, x, p)
+    assert m["ritz_energy_exact"] == pytest.approx(exact, rel=1e-7)
+
+
+def test_square_with_four_holes_has_exact_measures_and_five_parts():
+    p = builtin_problem("poisson_square_holes")
+    assert p.measure_exact and p.measure == pytest.approx(4 - 4 * math.pi * 0.2**2, rel=1e-14)
+    assert p.boundary_measure == pytest.approx(8 + 4 * 2 * math.pi * 0.2, rel=1e-14)
+    assert set(p.part_names) >= {"outer", "hole1", "hole2", "hole3", "hole4"}
+    b = p.sample_boundary(1000, generator=gen(9), dtype=T)
+    outer = b.x.abs().max(dim=1).values > 1 - 1e-12
+    assert (b.g[outer] == 1).all() and (b.g[~outer] == 0).all() and b.dirichlet.all()
