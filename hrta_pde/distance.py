@@ -6,7 +6,7 @@ physics-informed deep neural networks" (CMAME 389, 2022):
 
 * each piece gets a normalised first-order ADF ``phi_i`` (zero on the piece, gradient of norm 1
   there, positive in the domain): a straight segment ``[p, q]`` (polygon edge, side of a 2-D box)
-  the trimmed form ``sqrt(f^2 + ((sqrt(t^2 + f^4) - t) / 2)^2)`` with ``f`` the signed distance
+  the signed distance to its line where that line does not cut the domain, else the trimmed form ``sqrt(f^2 + ((sqrt(t^2 + f^4) - t) / 2)^2)`` with ``f`` the signed distance
   to the line and ``t = ((L/2)^2 - |x - x_c|^2) / L`` the trimming disk; a circle or sphere
   ``(r^2 - |x - c|^2) / (2 r)`` (sign chosen so it is positive in the domain: a hole gets the
   other sign); a face of a box in d >= 3 (or an end of an interval) the distance to its plane;
@@ -68,6 +68,20 @@ class _Segment:
         t = ((L / 2) ** 2 - ((x - xc) ** 2).sum(dim=-1)) / L
         varphi = _sqrt(t**2 + f**4)
         return _sqrt(f**2 + ((varphi - t) / 2) ** 2)
+
+
+class _Line:
+    """Signed distance to the line through a segment (used where the line stays outside the
+    domain: smoother and cheaper than the trimmed segment, no singular derivatives at its ends)."""
+
+    def __init__(self, p, q, sign=1.0):
+        self.p, self.q, self.sign = np.asarray(p, float), np.asarray(q, float), float(sign)
+        self.L = float(np.linalg.norm(self.q - self.p))
+
+    def __call__(self, x):
+        p, d = _t(self.p, x), _t(self.q - self.p, x)
+        rel = x - p
+        return self.sign * (rel[..., 0] * d[1] - rel[..., 1] * d[0]) / self.L
 
 
 class _Sphere:
@@ -161,6 +175,13 @@ def dirichlet_pieces(problem, n_check: int = 4096):
             raise DistanceError(f"the Dirichlet part {name!r} is only partly on the boundary of the "
                                 "domain (another operand covers some of it)")
         phi = _piece(problem, k)
+        if isinstance(phi, _Segment):  # the plain line where it does not cut the domain
+            line = _Line(phi.p, phi.q)
+            lv = line(x)
+            if bool((lv < 0).all()):
+                line.sign, lv = -1.0, -lv
+            if bool((lv > 0).all()):
+                phi = line
         v = phi(x)
         if isinstance(phi, (_Sphere, _Plane)) and bool((v < 0).all()):
             phi.sign = -phi.sign

@@ -1,8 +1,13 @@
-"""Poisson problems ``-Laplace u = f`` on DeepXDE geometries, read from TOML files or dicts.
+"""Poisson problems ``-div(a grad u) + c u = f`` on DeepXDE geometries, from TOML files or dicts.
 
 A problem is data: a domain, a source ``f`` (or an exact solution ``u`` from which
-``f = -laplacian(u)`` is derived with sympy), and boundary data, Dirichlet ``u = g``,
-Neumann ``du/dn = h``, or both on the sides of a box.  The TOML format::
+``f = -div(a grad u) + c u`` is derived with sympy; ``a = 1`` and ``c = 0`` unless given under
+``[solution]``, ``a > 0`` and ``c >= 0`` checked), and boundary data per part of the boundary:
+Dirichlet ``u = g``, Neumann ``a du/dn = h`` or Robin ``a du/dn + alpha u = h``.  The parts
+(:class:`BoundaryParts`) are box sides ``x_min, x_max, y_min, ...``, polygon edges ``edge0, ...``,
+``circle`` / ``sphere``, and the operands of a CSG domain by their ``name`` (or path ``a``,
+``a.b``), e.g. ``[boundary.hole] type = "robin", alpha = "2", h = "0"``; a plain ``[boundary]``
+``type`` sets every part without a table of its own.  The TOML format::
 
     name = "poisson_2d_sin"
     [domain]
