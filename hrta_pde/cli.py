@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(npar)
 
     pp = sub.add_parser("problems", help="list the built-in problems")
-    pp.add_argument("--show", default=None, metavar="NAME", help="print one problem file")
+    pp.add_argument("--show", default=None, metavar="NAME",
+                    help="print one problem file (a built-in name or a path) and its boundary parts")
     _add_debug(pp)
     return parser
 
@@ -427,10 +428,19 @@ def _cmd_ntk(args) -> int:
 
 
 def _cmd_problems(args) -> int:
-    from hrta_pde.problem import builtin_problem_text, list_builtin_problems
+    from pathlib import Path
+
+    from hrta_pde.problem import (builtin_problem_text, describe_parts, list_builtin_problems,
+                                  resolve_problem)
 
     if args.show:
-        print(builtin_problem_text(args.show))
+        builtin = args.show in list_builtin_problems() and not Path(args.show).exists()
+        text = builtin_problem_text(args.show) if builtin else None
+        problem = resolve_problem(args.show)  # a file is checked (one-line error, exit 2)
+        if text is None:
+            text = Path(args.show).read_text(encoding="utf-8")
+        print(text.rstrip("\n"))
+        print(describe_parts(problem))
         return 0
     for name in list_builtin_problems():
         print(name)

@@ -10,7 +10,12 @@ into sympy objects, accepting only
 * the coordinates ``x1 .. xd`` and the aliases ``x, y, z`` for ``x1, x2, x3``;
 * ``+ - * / **``, ``^`` (a power, as in ``r^(2/3)``), unary ``-``/``+``, parentheses;
 * the functions ``sin cos tan exp log sqrt sinh cosh tanh asin acos atan atan2 abs sign
-  min max`` called with positional arguments.
+  min max`` called with positional arguments;
+* the piecewise form ``where(cond, then, else)``: ``cond`` is a comparison (``< <= > >=``,
+  chained as in ``0 < x < 1``) or several joined by ``and`` / ``or`` / ``not``; it becomes a
+  sympy ``Piecewise`` (derivatives are taken piece by piece) and ``torch.where`` / ``numpy``
+  selection when compiled, e.g. a coefficient that jumps across ``x = 0``:
+  ``where(x < 0, 1, 10)``.
 
 Example::
 
@@ -72,6 +77,7 @@ _FUNCTIONS: dict[str, tuple[Callable, int, int | None]] = {
     "sign": (sympy.sign, 1, 1),
     "min": (sympy.Min, 2, None),
     "max": (sympy.Max, 2, None),
+    "where": (None, 3, 3),  # where(cond, then, else): a Piecewise, converted in _Converter.call
 }
 _FUNCTION_LIST = ", ".join(_FUNCTIONS)
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
@@ -82,8 +88,8 @@ _OPERATOR_NAMES = {
 _SYNTAX_NAMES = {
     ast.Attribute: "attribute access '.'",
     ast.Subscript: "indexing '[...]'",
-    ast.Compare: "a comparison",
-    ast.BoolOp: "'and'/'or'",
+    ast.Compare: "a comparison outside where(...)",
+    ast.BoolOp: "'and'/'or' outside where(...)",
     ast.IfExp: "'if ... else'",
     ast.Lambda: "'lambda'",
     ast.Tuple: "a tuple ','",
@@ -172,7 +178,8 @@ class _Converter:
     def unsupported(self, what: str) -> ExpressionError:
         return self.fail(
             f"uses unsupported syntax: {what}; only numbers, {_allowed_names(self.dim)}, pi, e, "
-            f"+ - * / ** ^, parentheses and the functions {_FUNCTION_LIST} are allowed"
+            f"+ - * / ** ^, parentheses and the functions {_FUNCTION_LIST} are allowed "
+            "(comparisons only as the condition of where(cond, then, else))"
         )
 
     def convert(self, node: ast.AST) -> sympy.Expr:
@@ -288,6 +295,14 @@ class _Converter:
             raise self.fail(f"calls {fname} with keyword arguments; pass arguments by position")
         function, lo, hi = _FUNCTIONS[fname]
         n = len(node.args)
+        if fname == "where" and n == 3:
+            cond = self.condition(node.args[0])
+            then, other = self.convert(node.args[1]), self.convert(node.args[2])
+            if cond is sympy.true:
+                return then
+            if cond is sympy.false:
+                return other
+            return sympy.Piecewise((then, cond), (other, True))
         if n < lo or (hi is not None and n > hi):
             if hi is None:
                 need = f"at least {lo} arguments"
@@ -299,6 +314,31 @@ class _Converter:
                             f"but {fname} takes {need}")
         args = [self.convert(arg) for arg in node.args]
         return function(*args)
+
+    _COMPARE = {ast.Lt: sympy.StrictLessThan, ast.LtE: sympy.LessThan,
+                ast.Gt: sympy.StrictGreaterThan, ast.GtE: sympy.GreaterThan}
+
+    def condition(self, node: ast.AST):
+        """The condition of ``where``: comparisons joined by and/or/not, as a sympy boolean."""
+        if isinstance(node, ast.Compare):
+            parts, left = [], self.convert(node.left)
+            for op, comp in zip(node.ops, node.comparators):
+                rel = self._COMPARE.get(type(op))
+                if rel is None:
+                    sym = {ast.Eq: "==", ast.NotEq: "!="}.get(type(op), type(op).__name__)
+                    raise self.fail(f"uses the comparison '{sym}' in where(...); use < <= > >= "
+                                    "(an equality of real coordinates holds on a set of measure zero)")
+                right = self.convert(comp)
+                parts.append(rel(left, right))
+                left = right
+            return sympy.And(*parts)
+        if isinstance(node, ast.BoolOp):
+            items = [self.condition(v) for v in node.values]
+            return sympy.And(*items) if isinstance(node.op, ast.And) else sympy.Or(*items)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return sympy.Not(self.condition(node.operand))
+        raise self.fail("has a where(cond, then, else) whose condition is not a comparison; "
+                        "write e.g. where(x < 0.5, 1, 10)")
 
 
 def _digits(n: int) -> int:
@@ -545,9 +585,9 @@ def _fold_constants(expr: sympy.Expr) -> sympy.Expr:
 
 
 def _check_compilable(expr: sympy.Expr, supported, what: str) -> None:
-    if expr.has(sympy.Derivative, sympy.Integral, sympy.Piecewise):
+    if expr.has(sympy.Derivative, sympy.Integral):
         raise ExpressionError(f"cannot compile {what} '{_shown(str(expr))}': it contains an "
-                              "unevaluated derivative, integral or piecewise function")
+                              "unevaluated derivative or integral")
     names = sorted({type(f).__name__ for f in expr.atoms(sympy.Function, sympy.Min, sympy.Max)} - set(supported))
     if names:
         raise ExpressionError(f"cannot compile {what} '{_shown(str(expr))}': unsupported "
@@ -567,6 +607,7 @@ def _check_points(X, dim: int, shape) -> None:
 _NUMPY_FUNCTIONS = {
     "sin", "cos", "tan", "exp", "log", "sinh", "cosh", "tanh", "asin", "acos", "atan", "atan2",
     "Abs", "sign", "Min", "Max", "Heaviside", "sec", "csc", "cot", "asinh", "acosh", "atanh",
+    "Piecewise",
 }
 
 
@@ -633,12 +674,22 @@ def _torch_heaviside(x, h0=0.5):
     return torch.heaviside(x, h0.to(x.dtype))
 
 
+def _torch_where(cond, then, other, ref):
+    """``torch.where`` whose constant branches take the dtype and device of ``ref`` (x1)."""
+    then, other = _like(then, ref), _like(other, ref)
+    if not isinstance(cond, torch.Tensor):
+        cond = torch.as_tensor(bool(cond), device=ref.device)
+    return torch.where(cond, then, other)
+
+
 _TORCH_NAMESPACE = {
     "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
     "sqrt": torch.sqrt, "sinh": torch.sinh, "cosh": torch.cosh, "tanh": torch.tanh,
     "asin": torch.asin, "acos": torch.acos, "atan": torch.atan, "atan2": _torch_atan2,
     "Abs": torch.abs, "sign": torch.sign, "Min": _torch_min, "Max": _torch_max,
-    "Heaviside": _torch_heaviside,
+    "Heaviside": _torch_heaviside, "where": _torch_where,
+    "logical_and": torch.logical_and, "logical_or": torch.logical_or,
+    "logical_not": torch.logical_not,
     "sec": lambda a: 1 / torch.cos(a), "csc": lambda a: 1 / torch.sin(a),
     "cot": lambda a: 1 / torch.tan(a),
     "asinh": torch.asinh, "acosh": torch.acosh, "atanh": torch.atanh,
@@ -654,6 +705,30 @@ def _torch_printer():
 
         def _print_sign(self, e):  # the base class prints a scalar-only copysign expression
             return f"sign({self._print(e.args[0])})"
+
+        def _print_Piecewise(self, e):  # nested torch.where, the last condition is True
+            out = self._print(e.args[-1].expr)
+            if e.args[-1].cond is not sympy.true:
+                out = "(x1 * float('nan'))"  # no piece applies: not a number, as in sympy
+                out = f"where({self._print(e.args[-1].cond)}, {self._print(e.args[-1].expr)}, {out}, x1)"
+            for piece in reversed(e.args[:-1]):
+                out = f"where({self._print(piece.cond)}, {self._print(piece.expr)}, {out}, x1)"
+            return out
+
+        def _print_And(self, e):
+            out = self._print(e.args[0])
+            for a in e.args[1:]:
+                out = f"logical_and({out}, {self._print(a)})"
+            return out
+
+        def _print_Or(self, e):
+            out = self._print(e.args[0])
+            for a in e.args[1:]:
+                out = f"logical_or({out}, {self._print(a)})"
+            return out
+
+        def _print_Not(self, e):
+            return f"logical_not({self._print(e.args[0])})"
 
     names = {k: k for k in _TORCH_NAMESPACE}
     return _TorchCodePrinter({"fully_qualified_modules": False, "inline": True,
@@ -672,7 +747,7 @@ def to_torch(expr, dim: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """
     dim = _check_dim(dim)
     expr = _canonical(expr, dim)
-    _check_compilable(expr, [k for k in _TORCH_NAMESPACE if k not in ("pi", "e", "E")],
+    _check_compilable(expr, [k for k in _TORCH_NAMESPACE if k not in ("pi", "e", "E")] + ["Piecewise"],
                       "expression")
     folded = _fold_constants(expr)
     constant = float(folded) if folded.is_number else None

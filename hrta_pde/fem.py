@@ -1,4 +1,10 @@
-"""Finite-element reference solutions of Dirichlet Poisson problems ``-laplacian(u) = f``.
+"""Finite-element reference solutions of Poisson problems ``-div(a grad u) + c u = f``.
+
+The operator's coefficients ``a`` and ``c`` (piecewise ones included) enter the stiffness and mass
+forms at the quadrature points; boundary data per part: Dirichlet ``u = g`` on the degrees of
+freedom of the Dirichlet facets, Neumann ``a du/dn = h`` as the load ``int h v``, Robin
+``a du/dn + alpha u = h`` as ``int alpha u v`` in the matrix and ``int h v`` in the load, over the
+boundary facets of each part (a facet's part: the one nearest to its centroid).
 
 For problems without a closed-form solution the error of a neural solver is measured against a
 P2 finite-element solution computed with scikit-fem (an optional dependency:
@@ -27,8 +33,9 @@ P2 finite-element solution computed with scikit-fem (an optional dependency:
   domain therefore get an extrapolated value: pass points of the domain.
 * :func:`fem_errors` integrates the L2 and H1-seminorm errors against an exact solution.
 
-Only Dirichlet problems in 1-D, 2-D and 3-D are supported; anything else raises
-:class:`FEMError` with a one-line message. Solutions are reference data: ``u``/``grad`` do not
+Problems in 1-D, 2-D and 3-D with a Dirichlet or Robin part or ``c != 0`` are supported (a pure
+Neumann problem with ``c = 0`` determines ``u`` only up to a constant and is refused); anything
+else raises :class:`FEMError` with a one-line message. Solutions are reference data: ``u``/``grad`` do not
 propagate autograd gradients.
 """
 from __future__ import annotations
@@ -85,9 +92,20 @@ def _value(field):
 # ----------------------------------------------------------------------------------------------
 # problem data
 # ----------------------------------------------------------------------------------------------
+def _general(problem) -> bool:
+    """Whether the problem carries per-part boundary conditions (a PoissonProblem)."""
+    return bool(getattr(problem, "conditions", ())) and hasattr(problem, "part_of")
+
+
 def _check_problem(problem) -> int:
     kind = getattr(problem, "boundary_kind", "dirichlet")
-    if kind != "dirichlet":
+    if _general(problem) and getattr(problem, "pure_neumann", False):
+        name = getattr(problem, "name", None)
+        which = f"problem {name!r}" if name else "this problem"
+        raise FEMError(f"--reference fem: {which} has neumann conditions on the whole boundary and "
+                       "c = 0, so u is unique only up to a constant: compare against its exact "
+                       "solution u instead, or give a part a dirichlet or robin condition")
+    if kind != "dirichlet" and not _general(problem):
         name = getattr(problem, "name", None)
         which = f"problem {name!r}" if name else "this problem"
         raise FEMError(
@@ -493,6 +511,9 @@ def solve_fem(problem, h: float) -> FEMSolution:
     dim = _check_problem(problem)
     skfem = _skfem()
     f_fn = _source(problem, dim)
+    if _general(problem) and (problem.boundary_kind != "dirichlet" or problem.has_coefficient
+                              or problem.has_reaction or len({id(c) for c in problem.conditions}) > 1):
+        return _solve_general(problem, h, dim, f_fn)
     g_fn = _dirichlet_data(problem, dim)
     mesh, elem, mesh1, curved = _build_mesh(problem.geometry, h, dim)
     basis = skfem.Basis(mesh, elem, intorder=6 if dim < 3 else 4)
@@ -517,6 +538,77 @@ def solve_fem(problem, h: float) -> FEMSolution:
     I = np.setdiff1d(np.arange(basis.N), D)
     if len(I):
         rhs = b[I] - A[I][:, D] @ u[D]
+        u[I] = _linear_solve(A[I][:, I], rhs, dim)
+    return FEMSolution(h=float(h), n_dofs=int(basis.N), basis=basis, x=u, mesh=mesh,
+                       curved=curved, _vertex_mesh=mesh1)
+
+
+def _solve_general(problem, h, dim, f_fn) -> FEMSolution:
+    """P2 solution of -div(a grad u) + c u = f with Dirichlet, Neumann and Robin parts."""
+    skfem = _skfem()
+    mesh, elem, mesh1, curved = _build_mesh(problem.geometry, h, dim)
+    order = 6 if dim < 3 else 4
+    basis = skfem.Basis(mesh, elem, intorder=order)
+    xq = _value(basis.global_coordinates())  # (d, nel, nq)
+    pts = xq.reshape(dim, -1).T
+    fq = _evaluate(f_fn, pts, "f").reshape(xq.shape[1:])
+    aq = _evaluate(problem.a_numpy, pts, "a").reshape(xq.shape[1:])
+    cq = _evaluate(problem.c_numpy, pts, "c").reshape(xq.shape[1:])
+
+    @skfem.BilinearForm
+    def operator(u, v, w):
+        return w["a"] * sum(u.grad[i] * v.grad[i] for i in range(dim)) + w["c"] * u * v
+
+    @skfem.LinearForm
+    def load(v, w):
+        return w["f"] * v
+
+    A = operator.assemble(basis, a=aq, c=cq)
+    b = load.assemble(basis, f=fq)
+    # boundary facets and their parts (nearest part to the facet's centroid)
+    bf = mesh1.boundary_facets()
+    if dim == 1:
+        centroid = mesh1.p[:, mesh1.facets[0, bf]].T
+    else:
+        centroid = mesh1.p[:, mesh1.facets[:, bf]].mean(axis=1).T
+    part = problem.part_of(centroid)
+    by_cond: dict = {}
+    for k, cond in enumerate(problem.conditions):
+        if cond is not None:
+            by_cond.setdefault(id(cond), (cond, []))[1].append(k)
+    u = np.zeros(basis.N)
+    D_all = []
+
+    @skfem.BilinearForm
+    def robin(u_, v, w):
+        return w["alpha"] * u_ * v
+
+    @skfem.LinearForm
+    def flux(v, w):
+        return w["h"] * v
+
+    for cond, ks in by_cond.values():
+        facets = bf[np.isin(part, ks)]
+        if len(facets) == 0:
+            continue
+        if cond.kind == "dirichlet":
+            D = basis.get_dofs(facets=facets).flatten()
+            u[D] = _evaluate(cond.g_numpy, basis.doflocs[:, D].T, f"g of {cond.where}")
+            D_all.append(D)
+            continue
+        fb = skfem.FacetBasis(mesh, elem, facets=facets, intorder=order)
+        xf = _value(fb.global_coordinates())  # (d, nf, nq)
+        fpts = xf.reshape(dim, -1).T
+        nf = np.asarray(fb.normals).reshape(dim, -1).T
+        hq = _evaluate(lambda X: cond.h_numpy(X, nf), fpts, f"h of {cond.where}")
+        b = b + flux.assemble(fb, h=hq.reshape(xf.shape[1:]))
+        if cond.kind == "robin":
+            alq = _evaluate(cond.alpha_numpy, fpts, f"alpha of {cond.where}")
+            A = A + robin.assemble(fb, alpha=alq.reshape(xf.shape[1:]))
+    D = np.unique(np.concatenate(D_all)) if D_all else np.zeros(0, dtype=np.int64)
+    I = np.setdiff1d(np.arange(basis.N), D)
+    if len(I):
+        rhs = b[I] - A[I][:, D] @ u[D] if len(D) else b[I]
         u[I] = _linear_solve(A[I][:, I], rhs, dim)
     return FEMSolution(h=float(h), n_dofs=int(basis.N), basis=basis, x=u, mesh=mesh,
                        curved=curved, _vertex_mesh=mesh1)
@@ -584,6 +676,11 @@ def fem_reference(problem, *, h0: float | None = None, tol: float | None = None,
     if h0 is None:
         lo, hi = _bbox(problem.geometry, dim)
         h0 = float(np.linalg.norm(hi - lo)) / _H0_DIVISOR[dim]
+        if dim == 3 and _general(problem) and type(problem.shape).__name__ == "_Box":
+            # structured box mesh: h = extent / n with n doubling at each refinement, so that
+            # planes at simple fractions (coefficient jumps such as z = 1/2) stay mesh faces
+            extent = float(np.max(hi - lo))
+            h0 = extent / math.ceil(extent / h0 - 1e-9)
     samples = _sample_points(problem.geometry, dim)
 
     h = float(h0)

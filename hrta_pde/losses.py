@@ -1,4 +1,4 @@
-"""Loss functions for ``-Laplace u = f``: one small function per mathematical object.
+"""Loss functions for ``-div(a grad u) + c u = f``: one small function per mathematical object.
 
 Each loss takes the network and the sampled points and returns named terms (a dict of scalar
 tensors) whose sum is minimised. Integrals are Monte Carlo means times the measure, so
@@ -6,13 +6,23 @@ tensors) whose sum is minimised. Integrals are Monte Carlo means times the measu
 
 * Deep Ritz energy (METHOD.md section 7), *not* squared::
 
-      E(u) = |Omega| mean(0.5 |grad u|^2 - f u)                    (interior)
+      E(u) = |Omega| mean(0.5 a |grad u|^2 + 0.5 c u^2 - f u)      (interior)
            + beta |dOmega| mean_{boundary}( 1_D (u - g)^2 )          (Dirichlet penalty)
-           - |dOmega| mean_{boundary}( 1_N h u )                     (Neumann data)
+           - |dOmega| mean_{boundary}( (1_N + 1_R) h u )             (flux data)
+           + |dOmega| mean_{boundary}( 0.5 1_R alpha u^2 )           (Robin term)
 
 * Sobolev (H1 supervised): ``mean(|u - u*|^2) + mean(|grad u - grad u*|^2)``.
-* Strong-form PINN: ``mean((-Laplace u - f)^2) + beta (mean_D (u - g)^2 + mean_N (du/dn - h)^2)``.
+* Strong-form PINN: ``mean((-a Laplace u - grad a . grad u + c u - f)^2) + beta (mean_D (u - g)^2
+  + mean_N (a du/dn - h)^2 + mean_R (a du/dn + alpha u - h)^2)``.
 * Plain L2 supervised: ``mean((u - u*)^2)``.
+
+With ``a = 1``, ``c = 0`` and no Robin parts every loss computes exactly the numbers of the
+plain Poisson formulas (the coefficient terms are skipped, not multiplied by 1 or 0).
+
+The per-point data sit on :class:`LossContext` as plain tensors: ``x`` (n, d), ``f``, ``a``,
+``creact`` (n,), ``grad_a`` (n, d) at the interior points; the boundary sample ``b`` carries
+``x``, ``normal``, ``g``, ``h``, ``a``, ``alpha`` (nb,) and the bool masks ``dirichlet``,
+``neumann``, ``robin`` (exactly one true per point).
 
 For a pure-Neumann problem (``u`` determined up to a constant) the Ritz and PINN losses add
 ``gamma * mean(u)^2``: the solution with zero mean is selected.
@@ -43,9 +53,32 @@ def laplacian(grad_u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return lap
 
 
-def ritz_interior(u, grad_u, f, measure: float) -> torch.Tensor:
-    """``|Omega| mean(0.5 |grad u|^2 - f u)``: the energy density integrated over the domain."""
-    return measure * (0.5 * (grad_u**2).sum(dim=1) - f * u).mean()
+def ritz_interior(u, grad_u, f, measure: float, a=None, creact=None) -> torch.Tensor:
+    """``|Omega| mean(0.5 a |grad u|^2 + 0.5 c u^2 - f u)``: the energy density integrated over
+    the domain (``a = None``: 1, ``creact = None``: 0, the terms are then left out)."""
+    dens = (grad_u**2).sum(dim=1)
+    if a is not None:
+        dens = a * dens
+    dens = 0.5 * dens
+    if creact is not None:
+        dens = dens + 0.5 * creact * u**2
+    return measure * (dens - f * u).mean()
+
+
+def robin_energy(u_b, alpha, robin_mask, boundary_measure: float) -> torch.Tensor:
+    """``|dOmega| mean(0.5 1_R alpha u^2)`` ~ ``1/2 int_{Gamma_R} alpha u^2``."""
+    return boundary_measure * (0.5 * robin_mask * alpha * u_b**2).mean()
+
+
+def operator_residual(u, grad_u, lap_u, f, a=None, grad_a=None, creact=None) -> torch.Tensor:
+    """``-a Laplace u - grad a . grad u + c u - f`` (``-Laplace u - f`` when a = 1, c = 0)."""
+    if a is None:
+        r = -lap_u
+    else:
+        r = -a * lap_u - (grad_a * grad_u).sum(dim=1)
+    if creact is not None:
+        r = r + creact * u
+    return r - f
 
 
 def dirichlet_penalty(u_b, g, dirichlet_mask, boundary_measure: float) -> torch.Tensor:
@@ -75,13 +108,42 @@ class LossContext:
         self.f = problem.f_torch(x_in).detach()
         self.b = boundary
         self.xb = boundary.x.detach().requires_grad_(True)
-        self.dmask = boundary.dirichlet.to(x_in.dtype)
-        self.nmask = 1.0 - self.dmask
+        dt, n, nb = x_in.dtype, x_in.shape[0], boundary.x.shape[0]
+        dirichlet = boundary.dirichlet
+        robin = getattr(boundary, "robin", None)
+        robin = torch.zeros_like(dirichlet) if robin is None else robin
+        neumann = getattr(boundary, "neumann", None)
+        neumann = (~dirichlet & ~robin) if neumann is None else neumann
+        # the boundary sample carries every field (a duck-typed batch gets the defaults)
+        for name, value in (("robin", robin), ("neumann", neumann)):
+            if getattr(boundary, name, None) is None:
+                setattr(boundary, name, value)
+        if getattr(boundary, "alpha", None) is None:
+            boundary.alpha = torch.zeros(nb, dtype=dt, device=x_in.device)
+        if getattr(boundary, "a", None) is None:
+            boundary.a = torch.ones(nb, dtype=dt, device=x_in.device)
+        self.dmask = dirichlet.to(dt)
+        self.nmask = neumann.to(dt)
+        self.rmask = robin.to(dt)
         self.beta, self.gamma = float(beta), float(gamma)
         self.measure, self.bmeasure = float(problem.measure), float(problem.boundary_measure)
         self.pure_neumann = bool(problem.pure_neumann)
         self.has_dirichlet = bool(self.dmask.any())
         self.has_neumann = bool(self.nmask.any())
+        self.has_robin = bool(self.rmask.any())
+        # coefficients of -div(a grad u) + c u = f at the interior points (plain tensors)
+        self.has_coefficient = bool(getattr(problem, "has_coefficient", False))
+        self.has_reaction = bool(getattr(problem, "has_reaction", False))
+        if self.has_coefficient:
+            self.a = problem.a_torch(x_in).detach()
+            self.grad_a = problem.grad_a_torch(x_in).detach()
+        else:
+            self.a = torch.ones(n, dtype=dt, device=x_in.device)
+            self.grad_a = torch.zeros_like(x_in).detach()
+        if self.has_reaction:
+            self.creact = problem.c_torch(x_in).detach()
+        else:
+            self.creact = torch.zeros(n, dtype=dt, device=x_in.device)
         if problem.has_exact:
             self.u_star = problem.u_torch(x_in).detach()
             self.grad_star = problem.grad_u_torch(x_in).detach()
@@ -90,12 +152,17 @@ class LossContext:
 def ritz_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
     """Deep Ritz energy terms (see the module docstring); the sum is the loss."""
     u = net(c.x)[:, 0]
-    terms = {"energy": ritz_interior(u, gradient(u, c.x), c.f, c.measure)}
-    ub = net(c.xb)[:, 0] if (c.has_dirichlet or c.has_neumann) else None
+    terms = {"energy": ritz_interior(u, gradient(u, c.x), c.f, c.measure,
+                                     c.a if c.has_coefficient else None,
+                                     c.creact if c.has_reaction else None)}
+    ub = net(c.xb)[:, 0] if (c.has_dirichlet or c.has_neumann or c.has_robin) else None
     if c.has_dirichlet:
         terms["dirichlet"] = c.beta * dirichlet_penalty(ub, c.b.g, c.dmask, c.bmeasure)
-    if c.has_neumann:
-        terms["neumann"] = neumann_work(ub, c.b.h, c.nmask, c.bmeasure)
+    if c.has_neumann or c.has_robin:
+        flux = c.nmask + c.rmask if c.has_robin else c.nmask
+        terms["neumann"] = neumann_work(ub, c.b.h, flux, c.bmeasure)
+    if c.has_robin:
+        terms["robin"] = robin_energy(ub, c.b.alpha, c.rmask, c.bmeasure)
     if c.pure_neumann:
         terms["mean"] = c.gamma * mean_penalty(u)
     return terms
@@ -109,18 +176,33 @@ def sobolev_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
 
 
 def pinn_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
-    """Strong-form residual ``mean((-Laplace u - f)^2)`` plus weighted boundary residuals."""
+    """Strong-form residual ``mean((-a Laplace u - grad a . grad u + c u - f)^2)`` plus weighted
+    boundary residuals (Dirichlet ``u - g``, Neumann ``a du/dn - h``, Robin
+    ``a du/dn + alpha u - h``)."""
     u = net(c.x)[:, 0]
-    lap = laplacian(gradient(u, c.x), c.x)
-    terms = {"residual": ((-lap - c.f) ** 2).mean()}
-    if c.has_dirichlet or c.has_neumann:
+    grad_u = gradient(u, c.x)
+    lap = laplacian(grad_u, c.x)
+    if c.has_coefficient or c.has_reaction:
+        res = operator_residual(u, grad_u, lap, c.f, c.a if c.has_coefficient else None,
+                                c.grad_a if c.has_coefficient else None,
+                                c.creact if c.has_reaction else None)
+        terms = {"residual": (res**2).mean()}
+    else:
+        terms = {"residual": ((-lap - c.f) ** 2).mean()}
+    if c.has_dirichlet or c.has_neumann or c.has_robin:
         ub = net(c.xb)[:, 0]
         n_d = c.dmask.sum().clamp(min=1)
         if c.has_dirichlet:
             terms["dirichlet"] = c.beta * (c.dmask * (ub - c.b.g) ** 2).sum() / n_d
-        if c.has_neumann:
+        if c.has_neumann or c.has_robin:
             dudn = (gradient(ub, c.xb) * c.b.normal).sum(dim=1)
+            if c.has_coefficient:
+                dudn = c.b.a * dudn
+        if c.has_neumann:
             terms["neumann"] = c.beta * (c.nmask * (dudn - c.b.h) ** 2).sum() / c.nmask.sum().clamp(min=1)
+        if c.has_robin:
+            r = dudn + c.b.alpha * ub - c.b.h
+            terms["robin"] = c.beta * (c.rmask * r**2).sum() / c.rmask.sum().clamp(min=1)
     if c.pure_neumann:
         terms["mean"] = c.gamma * mean_penalty(u)
     return terms

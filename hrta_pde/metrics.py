@@ -7,7 +7,8 @@ With ``e = u - u*`` and test points ``x_j`` uniform in ``Omega`` (Monte Carlo: `
     relative H1 seminorm |e|_{H1} / |u*|_{H1}               = sqrt(sum |grad e|^2 / sum |grad u*|^2)
     L2 error             ||e||_{L2}                         = sqrt(|Omega| mean e^2)
     max error            max_j |e(x_j)|
-    Ritz energy          E(u) = |Omega| mean(0.5 |grad u|^2 - f u)   and E(u*) on the same points
+    Ritz energy          E(u) = |Omega| mean(0.5 a |grad u|^2 + 0.5 c u^2 - f u)   and E(u*)
+                         on the same points (interior part; a = 1, c = 0 for -Laplace u = f)
 
 The ratios do not depend on the number of test points (up to Monte Carlo error), and the absolute
 ones are scaled by the domain's measure. For a pure-Neumann problem ``u`` and ``u*`` are compared
@@ -27,10 +28,13 @@ def _ratio(num: torch.Tensor, den: torch.Tensor) -> float:
 
 def error_metrics(u: torch.Tensor, grad_u: torch.Tensor, u_star: torch.Tensor,
                   grad_star: torch.Tensor, *, measure: float, f: torch.Tensor | None = None,
-                  remove_mean: bool = False) -> dict[str, float]:
+                  remove_mean: bool = False, a: torch.Tensor | None = None,
+                  creact: torch.Tensor | None = None) -> dict[str, float]:
     """The metrics of the module docstring from values at the test points.
 
-    ``u, u_star``: (n,); ``grad_u, grad_star``: (n, d); ``f``: (n,) to add the Ritz energies.
+    ``u, u_star``: (n,); ``grad_u, grad_star``: (n, d); ``f``: (n,) to add the Ritz energies;
+    ``a``, ``creact`` (n,): the coefficients of ``-div(a grad u) + c u = f``, whose interior energy
+    ``0.5 a |grad u|^2 + 0.5 c u^2 - f u`` is then used (None: a = 1, c = 0).
     """
     u, u_star = u.detach().reshape(-1), u_star.detach().reshape(-1)
     if remove_mean:
@@ -45,9 +49,20 @@ def error_metrics(u: torch.Tensor, grad_u: torch.Tensor, u_star: torch.Tensor,
     }
     if f is not None:
         f = f.detach().reshape(-1)
-        out["ritz_energy"] = float(measure * (0.5 * (grad_u.detach() ** 2).sum(dim=1) - f * u).mean())
-        out["ritz_energy_exact"] = float(measure * (0.5 * (grad_star.detach() ** 2).sum(dim=1)
-                                                    - f * u_star).mean())
+        if a is None and creact is None:
+            out["ritz_energy"] = float(measure * (0.5 * (grad_u.detach() ** 2).sum(dim=1) - f * u).mean())
+            out["ritz_energy_exact"] = float(measure * (0.5 * (grad_star.detach() ** 2).sum(dim=1)
+                                                        - f * u_star).mean())
+        else:
+            a = torch.ones_like(f) if a is None else a.detach().reshape(-1)
+            creact = torch.zeros_like(f) if creact is None else creact.detach().reshape(-1)
+
+            def energy(v, gv):
+                return float(measure * (0.5 * a * (gv.detach() ** 2).sum(dim=1)
+                                        + 0.5 * creact * v**2 - f * v).mean())
+
+            out["ritz_energy"] = energy(u, grad_u)
+            out["ritz_energy_exact"] = energy(u_star, grad_star)
     return out
 
 
@@ -73,5 +88,10 @@ def evaluate(net, x: torch.Tensor, problem, *, reference=None) -> dict[str, floa
     else:
         raise ValueError(f"problem {problem.name!r} has no exact solution: add u under [solution] "
                          "to measure errors (or use a reference solution)")
+    coef = {}
+    if getattr(problem, "has_coefficient", False):
+        coef["a"] = problem.a_torch(x)
+    if getattr(problem, "has_reaction", False):
+        coef["creact"] = problem.c_torch(x)
     return error_metrics(u, g, u_star, g_star, measure=problem.measure, f=problem.f_torch(x),
-                         remove_mean=problem.pure_neumann)
+                         remove_mean=problem.pure_neumann, **coef)

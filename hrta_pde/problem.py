@@ -1,8 +1,13 @@
-"""Poisson problems ``-Laplace u = f`` on DeepXDE geometries, read from TOML files or dicts.
+"""Poisson problems ``-div(a grad u) + c u = f`` on DeepXDE geometries, from TOML files or dicts.
 
 A problem is data: a domain, a source ``f`` (or an exact solution ``u`` from which
-``f = -laplacian(u)`` is derived with sympy), and boundary data, Dirichlet ``u = g``,
-Neumann ``du/dn = h``, or both on the sides of a box.  The TOML format::
+``f = -div(a grad u) + c u`` is derived with sympy; ``a = 1`` and ``c = 0`` unless given under
+``[solution]``, ``a > 0`` and ``c >= 0`` checked), and boundary data per part of the boundary:
+Dirichlet ``u = g``, Neumann ``a du/dn = h`` or Robin ``a du/dn + alpha u = h``.  The parts
+(:class:`BoundaryParts`) are box sides ``x_min, x_max, y_min, ...``, polygon edges ``edge0, ...``,
+``circle`` / ``sphere``, and the operands of a CSG domain by their ``name`` (or path ``a``,
+``a.b``), e.g. ``[boundary.hole] type = "robin", alpha = "2", h = "0"``; a plain ``[boundary]``
+``type`` sets every part without a table of its own.  The TOML format::
 
     name = "poisson_2d_sin"
     [domain]
@@ -62,6 +67,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 from hrta_pde.expressions import (
     ExpressionError,
+    _cheap_simplify,
+    _drop_delta,
+    coordinate_symbols,
     expressions_agree,
     gradient,
     laplacian,
@@ -80,6 +88,9 @@ __all__ = [
     "builtin_problem",
     "list_builtin_problems",
     "resolve_problem",
+    "describe_parts",
+    "BoundaryParts",
+    "BoundaryCondition",
     "DOMAIN_TYPES",
     "BOUNDARY_TYPES",
     "SAMPLERS",
@@ -88,7 +99,7 @@ __all__ = [
 
 DOMAIN_TYPES = ("interval", "rectangle", "box", "hypercube", "disk", "ball", "polygon", "lshape",
                 "difference", "union", "intersection")
-BOUNDARY_TYPES = ("dirichlet", "neumann", "mixed")
+BOUNDARY_TYPES = ("dirichlet", "neumann", "mixed", "robin")
 SAMPLERS = ("random", "uniform", "sobol")
 #: Keys allowed in the optional ``[solver]`` table; their values are checked by the solver.
 # The fields of hrta_pde.solve.SolveConfig (a test keeps the two in step).
@@ -99,21 +110,22 @@ SOLVER_KEYS = ("loss", "schedule", "lr", "reset_optimizer", "plateau_window", "p
 MAX_DIM = 10
 
 _TOP_KEYS = ("name", "description", "domain", "solution", "boundary", "solver")
-_SOLUTION_KEYS = ("u", "f")
-_BOUNDARY_KEYS = ("type", "g", "h", "neumann_sides")
+_SOLUTION_KEYS = ("u", "f", "a", "c")
+_BOUNDARY_KEYS = ("type", "g", "h", "alpha", "neumann_sides")
 _DOMAIN_KEYS = {
-    "interval": ("type", "xmin", "xmax"),
-    "rectangle": ("type", "xmin", "xmax"),
-    "box": ("type", "xmin", "xmax"),
-    "hypercube": ("type", "dim", "xmin", "xmax"),
-    "disk": ("type", "center", "radius"),
-    "ball": ("type", "center", "radius"),
-    "polygon": ("type", "vertices"),
-    "lshape": ("type",),
-    "difference": ("type", "a", "b"),
-    "union": ("type", "a", "b"),
-    "intersection": ("type", "a", "b"),
+    "interval": ("type", "xmin", "xmax", "name"),
+    "rectangle": ("type", "xmin", "xmax", "name"),
+    "box": ("type", "xmin", "xmax", "name"),
+    "hypercube": ("type", "dim", "xmin", "xmax", "name"),
+    "disk": ("type", "center", "radius", "name"),
+    "ball": ("type", "center", "radius", "name"),
+    "polygon": ("type", "vertices", "name"),
+    "lshape": ("type", "name"),
+    "difference": ("type", "a", "b", "name"),
+    "union": ("type", "a", "b", "name"),
+    "intersection": ("type", "a", "b", "name"),
 }
+_PART_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,59}\Z")
 _BOX_TYPES = ("interval", "rectangle", "box", "hypercube")
 _LSHAPE_VERTICES = ((-1.0, -1.0), (0.0, -1.0), (0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (-1.0, 1.0))
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")
@@ -310,6 +322,32 @@ class _Box(_Shape):
     def intervals(self):
         return [(float(self.lo[0]), float(self.hi[0]))]
 
+    @property
+    def n_parts(self) -> int:
+        return 2 * self.dim
+
+    def part_distances(self, x):
+        """(n, 2d) distances to the faces (face 2i: x_i = lo_i, 2i+1: x_i = hi_i)."""
+        out = np.maximum(np.maximum(self.lo - x, x - self.hi), 0.0)  # (n, d) outside each slab
+        total = (out**2).sum(axis=1, keepdims=True)
+        d = np.empty((len(x), 2 * self.dim))
+        for i in range(self.dim):
+            rest = total[:, 0] - out[:, i] ** 2
+            d[:, 2 * i] = np.sqrt((x[:, i] - self.lo[i]) ** 2 + rest)
+            d[:, 2 * i + 1] = np.sqrt((x[:, i] - self.hi[i]) ** 2 + rest)
+        return d
+
+    def part_points(self, k, m):
+        """``m`` deterministic points spread over face ``k`` (off its edges)."""
+        axis, upper = k // 2, k % 2 == 1
+        x = np.empty((m, self.dim))
+        if self.dim > 1:
+            u = 0.02 + 0.96 * _uniform_source().draw(m, self.dim - 1)
+            cols = self._other_axes[axis]
+            x[:, cols] = self.lo[cols] + u * (self.hi - self.lo)[cols]
+        x[:, axis] = self.hi[axis] if upper else self.lo[axis]
+        return x
+
     def to_dde(self, dde):
         g = dde.geometry
         lo, hi = self.lo, self.hi
@@ -355,6 +393,14 @@ class _Ball(_Shape):
         u = src.draw(m, d + 1)
         r = self.radius * u[:, 0] ** (1.0 / d)
         return self.center + r[:, None] * _normalize_rows(ndtri(u[:, 1:]))
+
+    n_parts = 1
+
+    def part_distances(self, x):
+        return np.abs(np.linalg.norm(x - self.center, axis=1) - self.radius)[:, None]
+
+    def part_points(self, k, m):
+        return self.boundary(m, _uniform_source())[0]
 
     def boundary(self, m, src):
         if self.dim == 2:
@@ -438,8 +484,12 @@ class _Polygon(_Shape):
         if abs(area) <= eps:
             raise ProblemError(f"{where}.vertices enclose zero area (degenerate polygon); "
                                "give the corners of a simple polygon in order")
+        # stored edge j (from v[j] to v[j+1] of the counterclockwise order) is the user's edge
+        # user_edge[j] (from user vertex i to i+1)
+        self.user_edge = np.arange(nv)
         if area < 0:
             v = v[::-1].copy()
+            self.user_edge = (nv - 2 - np.arange(nv)) % nv
         self.vertices = v
         self.dim = 2
         self.lo, self.hi = v.min(axis=0), v.max(axis=0)
@@ -475,6 +525,22 @@ class _Polygon(_Shape):
 
     def normal(self, x):
         return self._normals[self._distances(x).argmin(axis=1)]
+
+    @property
+    def n_parts(self) -> int:
+        return len(self._a)
+
+    def part_distances(self, x):
+        """(n, edges) distances to the edges, in the user's order (edge i: vertex i to i+1)."""
+        d = self._distances(x)
+        out = np.empty_like(d)
+        out[:, self.user_edge] = d
+        return out
+
+    def part_points(self, k, m):
+        j = int(np.nonzero(self.user_edge == k)[0][0])
+        t = 0.02 + 0.96 * (np.arange(m) + 0.5) / m
+        return self._a[j] + t[:, None] * self._edge[j]
 
     def interior(self, m, src):
         out, have = [], 0
@@ -600,8 +666,8 @@ class _Csg(_Shape):
             self.measure = float(sum(q - p for p, q in pieces))
             self.boundary_measure = float(2 * len(pieces))
             self.exact = True
-        elif self.op == "difference" and _strictly_inside(b, a):
-            # a box or ball with a hole
+        elif self.op == "difference" and _is_hole(b, a):
+            # a box or ball with holes (strictly inside it, apart from each other)
             self.measure = a.measure - b.measure
             self.boundary_measure = a.boundary_measure + b.boundary_measure
             self.exact = a.exact and b.exact
@@ -702,11 +768,40 @@ class _Csg(_Shape):
         return self._boundary_parts(0, 0, lambda _: self.a.uniform_boundary(h),
                                     lambda _: self.b.uniform_boundary(h))
 
+    @property
+    def n_parts(self) -> int:
+        return self.a.n_parts + self.b.n_parts
+
+    def part_distances(self, x):
+        return np.hstack([self.a.part_distances(x), self.b.part_distances(x)])
+
+    def part_points(self, k, m):
+        na = self.a.n_parts
+        return self.a.part_points(k, m) if k < na else self.b.part_points(k - na, m)
+
     def to_dde(self, dde):
         csg = dde.geometry.csg
         cls = {"union": csg.CSGUnion, "intersection": csg.CSGIntersection,
                "difference": csg.CSGDifference}[self.op]
         return cls(self.a.to_dde(dde), self.b.to_dde(dde))
+
+
+def _disjoint(p: _Shape, q: _Shape) -> bool:
+    """Whether two primitives are apart (balls: by their centres; else by bounding boxes)."""
+    tol = max(p.tol, q.tol)
+    if isinstance(p, _Ball) and isinstance(q, _Ball):
+        return bool(np.linalg.norm(p.center - q.center) > p.radius + q.radius + tol)
+    return bool(np.any(p.hi < q.lo - tol) or np.any(q.hi < p.lo - tol))
+
+
+def _is_hole(hole: _Shape, outer: _Shape) -> bool:
+    """Whether ``hole`` lies strictly inside a primitive ``outer``, or inside the base of a chain
+    ``((base - h1) - h2) ...`` of such holes and apart from each of them."""
+    if isinstance(outer, _Csg):
+        if outer.op != "difference" or not _is_hole(outer.b, outer.a):
+            return False
+        return _is_hole(hole, outer.a) and not isinstance(outer.b, _Csg) and _disjoint(hole, outer.b)
+    return _strictly_inside(hole, outer)
 
 
 def _strictly_inside(inner: _Shape, outer: _Shape) -> bool:
@@ -729,21 +824,273 @@ def _strictly_inside(inner: _Shape, outer: _Shape) -> bool:
     return False
 
 
+# ============================================================================ boundary parts
+
+_AXIS_NAMES = ("x", "y", "z")
+PART_KINDS = ("dirichlet", "neumann", "robin")
+
+
+def _box_side_names(dim: int) -> list[str]:
+    """Side names of a box: ``x_min, x_max, y_min, ...`` up to 3-D, ``x1_min, ...`` above."""
+    if dim <= 3:
+        return [f"{_AXIS_NAMES[i]}_{end}" for i in range(dim) for end in ("min", "max")]
+    return _side_names(dim)
+
+
+@dataclass
+class BoundaryParts:
+    """The named pieces of a domain's boundary.
+
+    ``names[k]`` is the name of atomic part ``k`` (the index returned by the shapes'
+    ``part_distances``): box sides ``x_min, x_max, y_min, ...`` (``x1_min``... in d > 3), polygon
+    edges ``edge0, edge1, ...`` (edge i from vertex i to vertex i+1, in the order of the file),
+    ``circle`` / ``sphere`` for a disk / ball; inside a CSG domain each operand is named by its
+    ``name`` key or its path (``a``, ``b``, ``a.b``, ...), its sides as ``NAME.x_min``,
+    ``NAME.edge0``, and the operand's name stands for all of its pieces.
+    ``groups`` maps every accepted name (atomic names, aliases such as ``x1_min``, operand
+    names) to the atomic parts it covers; ``present[k]`` says whether part k is a piece of the
+    domain's boundary (a side swallowed by another operand is not).
+    """
+
+    names: tuple
+    groups: dict
+    aliases: dict
+    operands: tuple
+    present: tuple = ()
+
+    def resolve(self, name: str, where: str) -> list[int]:
+        if name not in self.groups:
+            shown = ", ".join(self.listing())
+            raise ProblemError(f"{where}: unknown boundary part {name!r:.60}; this domain's parts "
+                               f"are: {shown:.400}")
+        return self.groups[name]
+
+    def listing(self) -> list[str]:
+        """The part names worth showing: atomic parts on the boundary, then operand names."""
+        out = [n for k, n in enumerate(self.names) if not self.present or self.present[k]]
+        return out + [o for o in self.operands if o not in out]
+
+
+def _boundary_parts(spec: dict, shape: _Shape) -> BoundaryParts:
+    names: list[str] = []
+    groups: dict[str, list[int]] = {}
+    aliases: dict[str, str] = {}
+    operands: list[str] = []
+
+    def add_leaf(sp, sh, label):
+        start = len(names)
+        if isinstance(sh, _Box):
+            sides, canon = _box_side_names(sh.dim), _side_names(sh.dim)
+            for side, alias in zip(sides, canon):
+                full = side if label is None else f"{label}.{side}"
+                names.append(full)
+                if alias != side:
+                    aliases[alias if label is None else f"{label}.{alias}"] = full
+        elif isinstance(sh, _Polygon):
+            for i in range(sh.n_parts):
+                names.append(f"edge{i}" if label is None else f"{label}.edge{i}")
+        else:
+            names.append(("circle" if sh.dim == 2 else "sphere") if label is None else label)
+        return list(range(start, len(names)))
+
+    def walk(sp, sh, path, label):
+        if isinstance(sh, _Csg):
+            ids = []
+            for key, sub_sp, sub_sh in (("a", sp["a"], sh.a), ("b", sp["b"], sh.b)):
+                sub_path = key if path is None else f"{path}.{key}"
+                ids += walk(sub_sp, sub_sh, sub_path, sub_sp.get("name", sub_path))
+        else:
+            ids = add_leaf(sp, sh, label)
+        if label is not None and (isinstance(sh, _Csg) or len(ids) > 1):
+            if label in groups:
+                raise ProblemError(f"domain: the name {label!r} is used by two domain parts; "
+                                   "give each part its own name")
+            groups[label] = ids
+            operands.append(label)
+        return ids
+
+    walk(spec, shape, None, None)
+    for k, n in enumerate(names):
+        if n in groups and groups[n] != [k]:
+            raise ProblemError(f"domain: the name {n!r} is used by two domain parts; give each "
+                               "part its own name")
+        groups[n] = [k]
+    for alias, full in aliases.items():
+        groups.setdefault(alias, groups[full])
+    return BoundaryParts(tuple(names), groups, aliases, tuple(operands))
+
+
+def _present_parts(shape: _Shape, m: int = 64) -> tuple:
+    """Which atomic parts are pieces of the boundary (some of their points are on it)."""
+    present = []
+    for k in range(shape.n_parts):
+        x = shape.part_points(k, m)
+        on = shape.classify(x) == 0
+        ok = False
+        if on.any():
+            ok = bool((shape.part_distances(x[on]).argmin(axis=1) == k).any())
+        present.append(ok)
+    return tuple(present)
+
+
+class BoundaryCondition:
+    """The condition on some boundary parts: ``kind`` dirichlet (``u = g``), neumann
+    (``a du/dn = h``) or robin (``a du/dn + alpha u = h``).
+
+    ``g``, ``alpha``: sympy expressions (None where they do not apply). The flux data are
+    ``h(x, n) = h_vec(x) . n + h_scalar(x)``: ``h_vec = None`` and ``h_scalar = h`` for data
+    written in the file; derived from the exact solution, ``h_vec = a grad u`` and
+    ``h_scalar = alpha u`` (robin) or None (neumann). ``written`` lists the keys given in the
+    file; ``where`` names the table for messages.
+    """
+
+    def __init__(self, kind, dim, *, g=None, h_vec=None, h_scalar=None, alpha=None, written=(),
+                 where="[boundary]", texts=None):
+        self.kind, self.dim = kind, dim
+        self.g, self.h_vec, self.h_scalar, self.alpha = g, h_vec, h_scalar, alpha
+        self.written, self.where, self.texts = tuple(written), where, dict(texts or {})
+
+    def __repr__(self):
+        return f"BoundaryCondition({self.kind!r}, where={self.where!r})"
+
+    @functools.cached_property
+    def _fns(self) -> dict:
+        d, c = self.dim, {}
+        if self.g is not None:
+            c.update(g_t=to_torch(self.g, d), g_n=to_numpy(self.g, d))
+        if self.alpha is not None:
+            c.update(alpha_t=to_torch(self.alpha, d), alpha_n=to_numpy(self.alpha, d))
+        if self.h_vec is not None:
+            c.update(hv_t=[to_torch(e, d) for e in self.h_vec], hv_n=[to_numpy(e, d) for e in self.h_vec])
+        if self.h_scalar is not None:
+            c.update(hs_t=to_torch(self.h_scalar, d), hs_n=to_numpy(self.h_scalar, d))
+        return c
+
+    def g_numpy(self, x):
+        return self._fns["g_n"](x)
+
+    def g_torch(self, x):
+        return self._fns["g_t"](x)
+
+    def alpha_numpy(self, x):
+        return self._fns["alpha_n"](x) if self.alpha is not None else np.zeros(len(x))
+
+    def alpha_torch(self, x):
+        return self._fns["alpha_t"](x)
+
+    def h_numpy(self, x, normal):
+        f = self._fns
+        out = None
+        if "hv_n" in f:
+            out = np.einsum("ij,ij->i", np.stack([p(x) for p in f["hv_n"]], axis=1), normal)
+        if "hs_n" in f:
+            out = f["hs_n"](x) if out is None else out + f["hs_n"](x)
+        return np.zeros(len(x)) if out is None else out
+
+    def h_torch(self, x, normal):
+        f = self._fns
+        out = None
+        if "hv_t" in f:
+            out = (torch.stack([p(x) for p in f["hv_t"]], dim=1) * normal).sum(dim=1)
+        if "hs_t" in f:
+            out = f["hs_t"](x) if out is None else out + f["hs_t"](x)
+        return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) if out is None else out
+
+
+_PART_KEYS = ("type", "g", "h", "alpha")
+
+
+def _flatten_boundary(table: dict, prefix: str, out: dict, where: str) -> dict:
+    """The condition tables of [boundary] by part name (nested TOML tables joined by '.')."""
+    for key, value in table.items():
+        if not isinstance(value, dict):
+            continue
+        name = key if not prefix else f"{prefix}.{key}"
+        own = {k: v for k, v in value.items() if not isinstance(v, dict)}
+        if own:
+            out[name] = own
+        _flatten_boundary(value, name, out, where)
+    return out
+
+
+def _make_condition(kind, table, where, dim, u, a, *, default_g=None):
+    """A BoundaryCondition from a table with keys type/g/h/alpha (checked)."""
+    g_text = _expression_text(table, "g", where)
+    h_text = _expression_text(table, "h", where)
+    alpha_text = _expression_text(table, "alpha", where)
+    label = f"[{where}]"
+    if kind == "dirichlet" and (h_text is not None or alpha_text is not None):
+        bad = "h" if h_text is not None else "alpha"
+        raise ProblemError(f"{where}.{bad} is {'flux' if bad == 'h' else 'Robin'} data: a dirichlet "
+                           f"part takes only g; remove it or use type = 'neumann' / 'robin'")
+    if kind in ("neumann", "robin") and g_text is not None:
+        raise ProblemError(f"{where}.g is Dirichlet data: a {kind} part takes "
+                           f"{'h' if kind == 'neumann' else 'alpha and h'}; remove g or use "
+                           "type = 'dirichlet'")
+    if kind == "neumann" and alpha_text is not None:
+        raise ProblemError(f"{where}.alpha is Robin data: use it with type = 'robin' "
+                           "(a du/dn + alpha u = h), or remove it")
+    texts = {k: v for k, v in (("g", g_text), ("h", h_text), ("alpha", alpha_text)) if v is not None}
+    written = tuple(texts)
+    if kind == "dirichlet":
+        if g_text is None and u is None:
+            raise ProblemError(f"{where} is a dirichlet part and needs g (u = g), or solution.u "
+                               "from which g = u")
+        g = parse_expression(g_text, dim, name=f"{where}.g") if g_text is not None else u
+        return BoundaryCondition(kind, dim, g=g, written=written, where=label, texts=texts)
+    alpha = None
+    if kind == "robin":
+        if alpha_text is None:
+            raise ProblemError(f"{where} is a robin part (a du/dn + alpha u = h) and needs alpha, "
+                               "e.g. alpha = \"1\"")
+        alpha = parse_expression(alpha_text, dim, name=f"{where}.alpha")
+    if h_text is None and u is None:
+        what = "a du/dn = h" if kind == "neumann" else "a du/dn + alpha u = h"
+        raise ProblemError(f"{where} is a {kind} part ({what}) and needs h, or solution.u from "
+                           "which h is derived")
+    if h_text is not None:
+        h_vec, h_scalar = None, parse_expression(h_text, dim, name=f"{where}.h")
+    else:
+        h_vec = tuple(a * du for du in gradient(u, dim))
+        h_scalar = alpha * u if kind == "robin" else None
+    return BoundaryCondition(kind, dim, h_vec=h_vec, h_scalar=h_scalar, alpha=alpha,
+                             written=written, where=label, texts=texts)
+
+
 # ============================================================================ data classes
 
 @dataclass
 class BoundaryBatch:
     """Boundary points with their outward normals and boundary data.
 
-    ``dirichlet[i]`` says which condition applies at ``x[i]``: ``u = g`` (True) or
-    ``du/dn = h`` (False); ``g`` and ``h`` are 0 where they do not apply.
+    Exactly one of ``dirichlet[i]`` (``u = g``), ``neumann[i]`` (``a du/dn = h``) and
+    ``robin[i]`` (``a du/dn + alpha u = h``) is True at ``x[i]``; ``g`` is 0 where not
+    Dirichlet, ``h`` 0 on Dirichlet points, ``alpha`` 0 where not Robin; ``a`` is the diffusion
+    coefficient at the points; ``part`` the index of the boundary part (see
+    :class:`BoundaryParts`). Built without the newer fields (``neumann``, ``robin``, ``alpha``,
+    ``a``), they default to: Neumann wherever not Dirichlet, no Robin points, ``a = 1``.
     """
 
     x: torch.Tensor          # (n, d) points on the boundary
     normal: torch.Tensor     # (n, d) outward unit normals
     dirichlet: torch.Tensor  # (n,) bool
     g: torch.Tensor          # (n,) Dirichlet value (0 where not Dirichlet)
-    h: torch.Tensor          # (n,) Neumann value du/dn (0 where not Neumann)
+    h: torch.Tensor          # (n,) flux data: a du/dn (Neumann) or a du/dn + alpha u (Robin)
+    neumann: torch.Tensor | None = None  # (n,) bool
+    robin: torch.Tensor | None = None    # (n,) bool
+    alpha: torch.Tensor | None = None    # (n,) Robin coefficient (0 where not Robin)
+    a: torch.Tensor | None = None        # (n,) diffusion coefficient at the points
+    part: torch.Tensor | None = None     # (n,) int64 boundary part index
+
+    def __post_init__(self):
+        if self.robin is None:
+            self.robin = torch.zeros_like(self.dirichlet)
+        if self.neumann is None:
+            self.neumann = ~self.dirichlet & ~self.robin
+        if self.alpha is None:
+            self.alpha = torch.zeros_like(self.g)
+        if self.a is None:
+            self.a = torch.ones_like(self.g)
 
 
 def _check_count(n, what="n") -> int:
@@ -800,10 +1147,32 @@ class PoissonProblem:
     solver: dict = field(default_factory=dict)
     description: str = ""
     shape: Any = field(default=None, repr=False)
+    a: sympy.Expr = sympy.S.One    # diffusion coefficient of -div(a grad u) + c u = f
+    c: sympy.Expr = sympy.S.Zero   # reaction coefficient
+    parts: Any = field(default=None, repr=False)       # BoundaryParts
+    conditions: tuple = field(default=(), repr=False)  # BoundaryCondition per atomic part
 
     def __post_init__(self):
         if self.shape is None:
             self.shape = _build_shape(self.spec["domain"], "domain", 0)
+        if self.parts is None:
+            self.parts = _boundary_parts(self.spec["domain"], self.shape)
+            self.parts.present = _present_parts(self.shape)
+        if not self.conditions:  # from the legacy fields
+            n = self.shape.n_parts
+            dc = BoundaryCondition("dirichlet", self.dim, g=self.g) if self.g is not None else None
+            nc = None
+            if self.h is not None:
+                nc = BoundaryCondition("neumann", self.dim,
+                                       h_vec=self.h if isinstance(self.h, tuple) else None,
+                                       h_scalar=None if isinstance(self.h, tuple) else self.h)
+            if self.boundary_kind == "neumann":
+                conds = [nc] * n
+            else:
+                conds = [dc] * n
+                for side in self.neumann_sides:
+                    conds[_side_index(side)] = nc
+            self.conditions = tuple(conds)
 
     # -- properties
     @property
@@ -813,8 +1182,64 @@ class PoissonProblem:
 
     @property
     def pure_neumann(self) -> bool:
-        """Whether ``du/dn = h`` holds on the whole boundary (u is unique up to a constant)."""
-        return self.boundary_kind == "neumann"
+        """Whether ``a du/dn = h`` holds on the whole boundary and ``c = 0`` (u is unique only
+        up to a constant)."""
+        return self.boundary_kind == "neumann" and self.c == 0
+
+    @property
+    def has_coefficient(self) -> bool:
+        """Whether the diffusion coefficient ``a`` is not the constant 1."""
+        return self.a != 1
+
+    @property
+    def has_reaction(self) -> bool:
+        """Whether the reaction coefficient ``c`` is not 0."""
+        return self.c != 0
+
+    @property
+    def has_robin(self) -> bool:
+        return any(cd is not None and cd.kind == "robin" for cd in self.conditions)
+
+    @property
+    def part_names(self) -> tuple:
+        """The names of the boundary parts (see :class:`BoundaryParts`)."""
+        return tuple(self.parts.listing())
+
+    def part_of(self, x: np.ndarray) -> np.ndarray:
+        """Index of the boundary part nearest to each point (parts with a condition only)."""
+        d = self.shape.part_distances(np.asarray(x, dtype=np.float64))
+        missing = [k for k, cd in enumerate(self.conditions) if cd is None]
+        if missing:
+            d[:, missing] = np.inf
+        return d.argmin(axis=1)
+
+    def a_numpy(self, x: np.ndarray) -> np.ndarray:
+        if self.a == 1:
+            return np.ones(len(x))
+        return self._compiled["a_n"](x)
+
+    def c_numpy(self, x: np.ndarray) -> np.ndarray:
+        if self.c == 0:
+            return np.zeros(len(x))
+        return self._compiled["c_n"](x)
+
+    def a_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """The diffusion coefficient at ``x`` (n, d) -> (n,)."""
+        if self.a == 1:
+            return torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
+        return self._compiled["a_t"](x)
+
+    def grad_a_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad a`` at ``x`` (n, d) -> (n, d) (piecewise: pointwise derivative)."""
+        if self.a == 1:
+            return torch.zeros_like(x)
+        return torch.stack([p(x) for p in self._compiled["da_t"]], dim=1)
+
+    def c_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """The reaction coefficient at ``x`` (n, d) -> (n,)."""
+        if self.c == 0:
+            return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        return self._compiled["c_t"](x)
 
     @property
     def h_from_u(self) -> bool:
@@ -836,6 +1261,11 @@ class PoissonProblem:
             c.update(h_t=[to_torch(e, d) for e in self.h], h_n=[to_numpy(e, d) for e in self.h])
         elif self.h is not None:
             c.update(h_t=to_torch(self.h, d), h_n=to_numpy(self.h, d))
+        if self.a != 1:
+            c.update(a_t=to_torch(self.a, d), a_n=to_numpy(self.a, d),
+                     da_t=[to_torch(e, d) for e in gradient(self.a, d)])
+        if self.c != 0:
+            c.update(c_t=to_torch(self.c, d), c_n=to_numpy(self.c, d))
         return c
 
     def _need(self, key: str, what: str):
@@ -958,24 +1388,37 @@ class PoissonProblem:
             x, nrm, face = shape.uniform_boundary(self.boundary_measure / n)
         else:
             x, nrm, face = shape.boundary(n, _Source(sampler, generator))
-        if self.boundary_kind == "dirichlet":
-            dirichlet = np.ones(len(x), dtype=bool)
-        elif self.boundary_kind == "neumann":
-            dirichlet = np.zeros(len(x), dtype=bool)
-        else:
-            dirichlet = ~np.isin(face, [_side_index(s) for s in self.neumann_sides])
-        g = np.zeros(len(x))
-        h = np.zeros(len(x))
-        if dirichlet.any():
-            g[dirichlet] = self.g_numpy(x[dirichlet])
-        if (~dirichlet).any():
-            h[~dirichlet] = self.h_numpy(x[~dirichlet], nrm[~dirichlet])
+        part = self.part_of(x) if len(x) else np.empty(0, np.int64)
+        m = len(x)
+        dirichlet, neumann, robin = (np.zeros(m, dtype=bool) for _ in range(3))
+        g, h, alpha = np.zeros(m), np.zeros(m), np.zeros(m)
+        groups: dict = {}
+        for k, cond in enumerate(self.conditions):
+            if cond is not None:
+                groups.setdefault(id(cond), (cond, []))[1].append(k)
+        for cond, ks in groups.values():
+            sel = np.isin(part, ks)
+            if not sel.any():
+                continue
+            if cond.kind == "dirichlet":
+                dirichlet |= sel
+                g[sel] = cond.g_numpy(x[sel])
+            else:
+                (neumann if cond.kind == "neumann" else robin)[sel] = True
+                h[sel] = cond.h_numpy(x[sel], nrm[sel])
+                if cond.kind == "robin":
+                    alpha[sel] = cond.alpha_numpy(x[sel])
+        a = self.a_numpy(x) if m else np.zeros(0)
 
-        def t(a):
-            return torch.as_tensor(a, dtype=dtype, device=device)
+        def t(v):
+            return torch.as_tensor(v, dtype=dtype, device=device)
 
-        return BoundaryBatch(x=t(x), normal=t(nrm),
-                             dirichlet=torch.as_tensor(dirichlet, device=device), g=t(g), h=t(h))
+        def b(v):
+            return torch.as_tensor(v, device=device)
+
+        return BoundaryBatch(x=t(x), normal=t(nrm), dirichlet=b(dirichlet), g=t(g), h=t(h),
+                             neumann=b(neumann), robin=b(robin), alpha=t(alpha), a=t(a),
+                             part=torch.as_tensor(part, dtype=torch.int64, device=device))
 
     # -- checks
     def check_compatibility(self) -> float:
@@ -1075,7 +1518,24 @@ def _box_bounds(lo: list[float], hi: list[float], where: str) -> None:
 
 
 def _normalize_domain(table, where: str, depth: int) -> dict:
-    """Check a [domain] table and return it as plain data with every parameter explicit."""
+    """Check a [domain] table and return it as plain data with every parameter explicit.
+
+    The optional ``name`` of a part names its boundary in [boundary.NAME] tables."""
+    out = _normalize_domain_body(table, where, depth)
+    if isinstance(table, dict) and "name" in table:
+        nm = table["name"]
+        if not isinstance(nm, str) or not _PART_NAME_RE.match(nm) or nm in _RESERVED_PART_NAMES:
+            raise ProblemError(f"{where}.name {nm!r:.60} must start with a letter and use letters, "
+                               "digits, '_' or '-' (no '.'), and not be a side name such as x_min")
+        out["name"] = nm
+    return out
+
+
+_RESERVED_PART_NAMES = {"circle", "sphere", "a", "b"} | {f"edge{i}" for i in range(1000)} | {
+    f"{ax}_{e}" for ax in ("x", "y", "z", *[f"x{i}" for i in range(1, 11)]) for e in ("min", "max")}
+
+
+def _normalize_domain_body(table, where: str, depth: int) -> dict:
     table = _table(table, where)
     if depth > _MAX_CSG_DEPTH:
         raise ProblemError(f"[{where}] is nested more than {_MAX_CSG_DEPTH} levels deep")
@@ -1259,35 +1719,58 @@ def _problem_from_dict(data, source: str) -> PoissonProblem:
     _check_keys(solution, _SOLUTION_KEYS, "[solution]")
     u_text = _expression_text(solution, "u", "solution")
     f_text = _expression_text(solution, "f", "solution")
+    a_text = _expression_text(solution, "a", "solution")
+    c_text = _expression_text(solution, "c", "solution")
     if u_text is None and f_text is None:
         raise ProblemError("[solution] needs f (the source) or u (an exact solution, from which "
-                           "f = -laplacian(u))")
+                           "f = -div(a grad u) + c u)")
     u = parse_expression(u_text, dim, name="solution.u") if u_text is not None else None
     f_given = parse_expression(f_text, dim, name="solution.f") if f_text is not None else None
+    a = parse_expression(a_text, dim, name="solution.a") if a_text is not None else sympy.S.One
+    c = parse_expression(c_text, dim, name="solution.c") if c_text is not None else sympy.S.Zero
+    general = not (a == 1 and c == 0)
 
+    parts = _boundary_parts(domain, shape)
+    present = _present_parts(shape)
+    parts.present = present
     boundary = _table(data.get("boundary", {}), "boundary")
-    _check_keys(boundary, _BOUNDARY_KEYS, "[boundary]")
-    kind = boundary.get("type", "dirichlet")
-    if kind not in BOUNDARY_TYPES:
+    part_tables = _flatten_boundary(boundary, "", {}, "boundary")
+    top = {k: v for k, v in boundary.items() if not isinstance(v, dict)}
+    _check_keys(top, _BOUNDARY_KEYS, "[boundary]")
+    for pname, table in part_tables.items():
+        _check_keys(table, _PART_KEYS, f"[boundary.{pname}]")
+    has_default = "type" in top or not part_tables
+    kind = top.get("type", "dirichlet") if has_default else None
+    if kind is not None and kind not in BOUNDARY_TYPES:
         raise ProblemError(f"boundary.type {kind!r:.60} is unknown; use one of: "
                            f"{', '.join(BOUNDARY_TYPES)}")
-    g_text = _expression_text(boundary, "g", "boundary")
-    h_text = _expression_text(boundary, "h", "boundary")
+    if not has_default and any(k in top for k in ("g", "h", "alpha")):
+        raise ProblemError("[boundary] has data (g, h or alpha) but no type: add type = "
+                           "'dirichlet', 'neumann' or 'robin' for the parts without their own table")
+    if part_tables and kind == "mixed":
+        raise ProblemError("boundary.type 'mixed' with neumann_sides cannot be combined with "
+                           "per-part tables; give each part its own [boundary.PART] table instead")
+    g_text = _expression_text(top, "g", "boundary")
+    h_text = _expression_text(top, "h", "boundary")
     if kind == "dirichlet" and h_text is not None:
         raise ProblemError("boundary.h is Neumann data: use it with boundary.type = 'neumann' or "
                            "'mixed', or remove it")
     if kind == "neumann" and g_text is not None:
         raise ProblemError("boundary.g is Dirichlet data: use it with boundary.type = "
                            "'dirichlet' or 'mixed', or remove it")
+    if "alpha" in top and kind != "robin":
+        raise ProblemError("boundary.alpha is Robin data: use it with boundary.type = 'robin' "
+                           "(a du/dn + alpha u = h), or remove it")
     sides: tuple[str, ...] = ()
-    if "neumann_sides" in boundary and kind != "mixed":
+    if "neumann_sides" in top and kind != "mixed":
         raise ProblemError("boundary.neumann_sides is only used with boundary.type = 'mixed'")
     if kind == "mixed":
         if domain["type"] not in _BOX_TYPES:
             raise ProblemError(f"boundary.type 'mixed' needs a box domain ({', '.join(_BOX_TYPES)})"
-                               f"; for domain type {domain['type']!r} use 'dirichlet' or 'neumann'")
+                               f"; for domain type {domain['type']!r} give each boundary part its "
+                               "own [boundary.PART] table (hrta-pde problems --show lists the parts)")
         allowed = _side_names(dim)
-        raw = _require(boundary, "neumann_sides", "boundary",
+        raw = _require(top, "neumann_sides", "boundary",
                        f"a list of box sides from: {', '.join(allowed)}")
         if not isinstance(raw, list) or not raw:
             raise ProblemError(f"boundary.neumann_sides must be a non-empty list of sides from: "
@@ -1302,20 +1785,74 @@ def _problem_from_dict(data, source: str) -> PoissonProblem:
             raise ProblemError("boundary.neumann_sides lists every side; use boundary.type = "
                                "'neumann' instead")
         sides = tuple(raw)
-    needs_g, needs_h = kind in ("dirichlet", "mixed"), kind in ("neumann", "mixed")
-    if needs_g and g_text is None and u is None:
-        raise ProblemError(f"a {kind} problem needs boundary.g (or solution.u, from which g = u)")
-    if needs_h and h_text is None and u is None:
-        raise ProblemError(f"a {kind} problem needs boundary.h (or solution.u, from which "
-                           "h = grad u . n)")
+    # legacy data g, h of a single [boundary] type (kept as the problem's g and h)
     g = h = None
-    if needs_g:
+    if kind in ("dirichlet", "mixed"):
+        if g_text is None and u is None:
+            raise ProblemError(f"a {kind} problem needs boundary.g (or solution.u, from which g = u)")
         g = parse_expression(g_text, dim, name="boundary.g") if g_text is not None else u
-    if needs_h:
-        if h_text is not None:
-            h = parse_expression(h_text, dim, name="boundary.h")
+    if kind in ("neumann", "mixed"):
+        if h_text is None and u is None:
+            raise ProblemError(f"a {kind} problem needs boundary.h (or solution.u, from which "
+                               "h = a grad u . n)")
+        h = (parse_expression(h_text, dim, name="boundary.h") if h_text is not None
+             else tuple(a * du for du in gradient(u, dim)))
+
+    # the condition of every atomic part
+    n_parts = shape.n_parts
+    conditions: list = [None] * n_parts
+    if kind in ("dirichlet", "mixed"):
+        d_cond = BoundaryCondition("dirichlet", dim, g=g, written=("g",) if g_text else (),
+                                   where="[boundary]", texts={"g": g_text} if g_text else {})
+        conditions = [d_cond] * n_parts
+    if kind in ("neumann", "mixed"):
+        n_cond = BoundaryCondition("neumann", dim, h_vec=h if isinstance(h, tuple) else None,
+                                   h_scalar=None if isinstance(h, tuple) else h,
+                                   written=("h",) if h_text else (), where="[boundary]",
+                                   texts={"h": h_text} if h_text else {})
+        if kind == "neumann":
+            conditions = [n_cond] * n_parts
         else:
-            h = tuple(gradient(u, dim))
+            for side in sides:
+                conditions[_side_index(side)] = n_cond
+    if kind == "robin":
+        conditions = [_make_condition("robin", top, "boundary", dim, u, a)] * n_parts
+    given_by: list = [None] * n_parts
+    for pname, table in part_tables.items():
+        where = f"boundary.{pname}"
+        ids = parts.resolve(pname, f"[{where}]")
+        pkind = _require(table, "type", where, f"the condition: one of {', '.join(PART_KINDS)}")
+        if pkind not in PART_KINDS:
+            raise ProblemError(f"{where}.type {pkind!r:.40} is unknown; use one of: "
+                               f"{', '.join(PART_KINDS)}")
+        cond = _make_condition(pkind, table, where, dim, u, a)
+        for k in ids:
+            if given_by[k] is not None:
+                raise ProblemError(f"boundary part {parts.names[k]!r} gets two conditions, from "
+                                   f"[boundary.{given_by[k]}] and [{where}]; give it one")
+            given_by[k] = pname
+            conditions[k] = cond
+    for k in range(n_parts):
+        if present[k] and conditions[k] is None:
+            raise ProblemError(f"boundary part {parts.names[k]!r} has no condition: add a "
+                               f"[boundary.{parts.names[k]}] table with type = 'dirichlet', "
+                               "'neumann' or 'robin', or a default type under [boundary]")
+    used = [conditions[k] for k in range(n_parts) if present[k]]
+    kinds = {cond.kind for cond in used}
+    if kind == "mixed":
+        boundary_kind = "mixed"
+    elif len(kinds) == 1:
+        boundary_kind = kinds.pop()
+    else:
+        boundary_kind = "mixed"
+    if part_tables:  # the problem's g and h: the data shared by all parts of that kind, if any
+        d_conds = {id(cd): cd for cd in used if cd.kind == "dirichlet"}
+        n_conds = {id(cd): cd for cd in used if cd.kind == "neumann"}
+        g = next(iter(d_conds.values())).g if len(d_conds) == 1 else None
+        h = None
+        if len(n_conds) == 1:
+            only = next(iter(n_conds.values()))
+            h = only.h_scalar if only.h_vec is None else only.h_vec
 
     solver = _table(data.get("solver", {}), "solver")
     _check_keys(solver, SOLVER_KEYS, "[solver]")
@@ -1324,14 +1861,20 @@ def _problem_from_dict(data, source: str) -> PoissonProblem:
     if description:
         spec["description"] = description
     spec["domain"] = domain
-    spec["solution"] = {k: v for k, v in (("u", u_text), ("f", f_text)) if v is not None}
-    spec["boundary"] = {"type": kind}
+    spec["solution"] = {k: v for k, v in (("u", u_text), ("f", f_text), ("a", a_text),
+                                          ("c", c_text)) if v is not None}
+    spec["boundary"] = {"type": kind} if kind is not None else {}
     if g_text is not None:
         spec["boundary"]["g"] = g_text
     if h_text is not None:
         spec["boundary"]["h"] = h_text
+    if "alpha" in top:
+        spec["boundary"]["alpha"] = _expression_text(top, "alpha", "boundary")
     if sides:
         spec["boundary"]["neumann_sides"] = list(sides)
+    for pname, table in part_tables.items():
+        spec["boundary"][pname] = {k: (table[k] if k == "type" else _expression_text(table, k, pname))
+                                   for k in _PART_KEYS if k in table}
     if solver:
         spec["solver"] = dict(solver)
 
@@ -1340,12 +1883,20 @@ def _problem_from_dict(data, source: str) -> PoissonProblem:
     x_in = shape.interior(200, _Source("random", gen))
     x_in = x_in[shape.classify(x_in) == -1]
     if u is not None:
-        terms = [gradient(du, dim)[i] for i, du in enumerate(gradient(u, dim))]
-        f_u = -laplacian(u, dim)
+        if not general:
+            terms = [gradient(du, dim)[i] for i, du in enumerate(gradient(u, dim))]
+            f_u = -laplacian(u, dim)
+        else:
+            xs = coordinate_symbols(dim)
+            terms = [_drop_delta(sympy.diff(a * du, xs[i])) for i, du in enumerate(gradient(u, dim))]
+            if c != 0:
+                terms.append(-c * u)
+            f_u = _cheap_simplify(-sympy.Add(*terms))
         if f_u != 0 and terms and _numerically_zero(terms, dim, x_in):
             f_u = sympy.S.Zero  # harmonic u whose Laplacian sympy cannot cancel cheaply
         if f_given is not None and not expressions_agree(f_given, f_u, dim, points=x_in):
-            raise ProblemError(f"solution.f '{f_text:.60}' is not -laplacian(u) = {str(f_u):.80} "
+            what = "-laplacian(u)" if not general else "-div(a grad u) + c u"
+            raise ProblemError(f"solution.f '{f_text:.60}' is not {what} = {str(f_u):.80} "
                                "for solution.u; fix one of them, or give only u")
         f = f_given if f_given is not None else f_u
     else:
@@ -1364,64 +1915,127 @@ def _problem_from_dict(data, source: str) -> PoissonProblem:
     problem = PoissonProblem(
         name=name, dim=dim, geometry=geometry, spec=spec, u=u, f=f, g=g, h=h,
         measure=float(shape.measure), boundary_measure=float(shape.boundary_measure),
-        boundary_kind=kind, neumann_sides=sides, measure_exact=bool(shape.exact),
-        solver=dict(solver), description=description, shape=shape)
+        boundary_kind=boundary_kind, neumann_sides=sides, measure_exact=bool(shape.exact),
+        solver=dict(solver), description=description, shape=shape, a=a, c=c,
+        parts=parts, conditions=tuple(conditions))
 
     # everything compiles, and is finite inside the domain
+    f_what = "solution.f" if f_given is not None else ("f = -laplacian(u)" if not general
+                                                        else "f = -div(a grad u) + c u")
     with np.errstate(all="ignore"):
-        for what, values in (("solution.f" if f_given is not None else "f = -laplacian(u)",
-                              problem.f_numpy(x_in)),
+        for what, values in ((f_what, problem.f_numpy(x_in)),
                              ("solution.u", problem.u_numpy(x_in) if u is not None else None)):
             if values is not None and not np.all(np.isfinite(values)):
                 i = int(np.argmax(~np.isfinite(values)))
                 raise ProblemError(f"{what} is not finite at {x_in[i].tolist()} inside the "
                                    "domain; fix the expression")
-    # given boundary data must match the exact solution
-    if u is not None and (g_text is not None or h_text is not None):
-        b = problem.sample_boundary(256, generator=gen, dtype=torch.float64)
-        xb, nb, dmask = b.x.numpy(), b.normal.numpy(), b.dirichlet.numpy()
-        if g_text is not None and dmask.any():
-            ok, i = _agree(problem.g_numpy(xb[dmask]), problem.u_numpy(xb[dmask]))
+    # per-part points (on the boundary) for the checks of the boundary data
+    part_x = {}
+    for k in range(n_parts):
+        if present[k]:
+            xk = shape.part_points(k, 64)
+            xk = xk[shape.classify(xk) == 0]
+            part_x[k] = xk[shape.part_distances(xk).argmin(axis=1) == k]
+    _check_coefficients(problem, x_in, np.concatenate([part_x[k] for k in part_x] or [x_in[:0]]),
+                        a_text, c_text)
+    by_cond: dict = {}
+    for k, xk in part_x.items():
+        by_cond.setdefault(id(conditions[k]), (conditions[k], []))[1].append(xk)
+    for cond, xs_list in by_cond.values():
+        xb = np.concatenate(xs_list)
+        if not len(xb):
+            continue
+        nb = shape.normal(xb)
+        if cond.alpha is not None:
+            with np.errstate(all="ignore"):
+                av = cond.alpha_numpy(xb)
+            bad = ~(np.isfinite(av) & (av >= 0))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ProblemError(f"{cond.where[1:-1]}.alpha '{cond.texts.get('alpha', '')}' is "
+                                   f"{av[i]:.6g} at {xb[i].tolist()}; the Robin coefficient must be "
+                                   ">= 0 and finite on its parts: fix alpha")
+        if u is None:
+            continue
+        label = cond.where[1:-1]
+        if "g" in cond.written:
+            ok, i = _agree(cond.g_numpy(xb), problem.u_numpy(xb))
             if not ok:
-                raise ProblemError(f"boundary.g '{g_text:.60}' differs from solution.u on the "
-                                   f"boundary (at {xb[dmask][i].tolist()}); fix g or u, or give "
-                                   "only u")
-        if h_text is not None and (~dmask).any():
-            xn, nn = xb[~dmask], nb[~dmask]
-            du_dn = np.einsum("ij,ij->i", problem.grad_u_numpy(xn), nn)
-            ok, i = _agree(problem.h_numpy(xn, nn), du_dn)
+                raise ProblemError(f"{label}.g '{cond.texts['g']:.60}' differs from solution.u on "
+                                   f"the boundary (at {xb[i].tolist()}); fix g or u, or give only u")
+        if "h" in cond.written:
+            flux = problem.a_numpy(xb) * np.einsum("ij,ij->i", problem.grad_u_numpy(xb), nb)
+            if cond.kind == "robin":
+                flux = flux + cond.alpha_numpy(xb) * problem.u_numpy(xb)
+            ok, i = _agree(cond.h_numpy(xb, nb), flux)
             if not ok:
-                raise ProblemError(f"boundary.h '{h_text:.60}' differs from du/dn of solution.u "
-                                   f"on the boundary (at {xn[i].tolist()}); fix h or u, or give "
-                                   "only u")
-    _check_derived_boundary_data(problem, gen, g_text, h_text)
+                what = ("du/dn" if not general else "a du/dn") + (" + alpha u" if cond.kind == "robin"
+                                                                   else "")
+                raise ProblemError(f"{label}.h '{cond.texts['h']:.60}' differs from {what} of "
+                                   f"solution.u on the boundary (at {xb[i].tolist()}); fix h or u, or "
+                                   "give only u")
+        _check_derived_boundary_data(problem, cond, xb, nb)
     if problem.pure_neumann:
         problem.check_compatibility()
     return problem
 
 
-def _check_derived_boundary_data(problem, gen, g_text, h_text) -> None:
-    """Dirichlet and Neumann data derived from ``u`` are finite on the boundary samples.
+def _check_derived_boundary_data(problem, cond, xb, nb) -> None:
+    """Dirichlet and Neumann/Robin data derived from ``u`` are finite on the part's points.
 
     ``u = x*log(x)`` is finite inside (0, 1) but not at x = 0: without this check the problem
     loads and training stops with a NaN loss at iteration 1.
     """
-    if problem.u is None or (g_text is not None and h_text is not None):
-        return
-    b = problem.sample_boundary(256, generator=gen, dtype=torch.float64)
-    xb, nb, dmask = b.x.numpy(), b.normal.numpy(), b.dirichlet.numpy()
     with np.errstate(all="ignore"):
-        parts = []
-        if g_text is None and problem.g is not None and dmask.any():
-            parts.append(("Dirichlet data g = u", xb[dmask], problem.u_numpy(xb[dmask])))
-        if h_text is None and problem.h is not None and (~dmask).any():
-            parts.append(("Neumann data h = du/dn", xb[~dmask],
-                          np.einsum("ij,ij->i", problem.grad_u_numpy(xb[~dmask]), nb[~dmask])))
-        for what, x, values in parts:
-            bad = ~np.isfinite(values)
-            if bad.any():
-                raise ProblemError(f"{what} is not finite at {x[int(np.argmax(bad))].tolist()} on the "
-                                   "boundary; fix solution.u there or give the boundary data explicitly")
+        if cond.kind == "dirichlet" and "g" not in cond.written:
+            what, values = "Dirichlet data g = u", problem.u_numpy(xb)
+        elif cond.kind != "dirichlet" and "h" not in cond.written:
+            what = "Neumann data h = a du/dn" if cond.kind == "neumann" else "Robin data h = a du/dn + alpha u"
+            values = problem.a_numpy(xb) * np.einsum("ij,ij->i", problem.grad_u_numpy(xb), nb)
+        else:
+            return
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ProblemError(f"{what} is not finite at {xb[int(np.argmax(bad))].tolist()} on the "
+                           "boundary; fix solution.u there or give the boundary data explicitly")
+
+
+def _check_coefficients(problem, x_in, x_b, a_text, c_text) -> None:
+    """``a > 0`` and ``c >= 0``, finite, at the check points inside and on the boundary."""
+    x = np.concatenate([x_in, x_b]) if len(x_b) else x_in
+    for key, text, expr, strict in (("a", a_text, problem.a, True), ("c", c_text, problem.c, False)):
+        if text is None:
+            continue
+        with np.errstate(all="ignore"):
+            v = to_numpy(expr, problem.dim)(x)
+        bad = ~np.isfinite(v) | ((v <= 0) if strict else (v < 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            need = "a diffusion coefficient a > 0" if strict else "a reaction coefficient c >= 0"
+            raise ProblemError(f"solution.{key} '{text:.60}' is {v[i]:.6g} at {x[i].tolist()}; the "
+                               f"operator -div(a grad u) + c u needs {need} (finite) in the whole "
+                               f"domain: fix solution.{key}")
+
+
+def describe_parts(problem: PoissonProblem) -> str:
+    """The boundary parts of a problem's domain and their conditions, as TOML comment lines.
+
+    Example: ``# boundary parts (name them in [boundary.NAME] tables): x_min dirichlet, ...``.
+    """
+    parts = problem.parts
+    lines = ["", "# boundary parts of this domain (give each a [boundary.NAME] table with type ="
+             " 'dirichlet', 'neumann' or 'robin'):"]
+    for k, nm in enumerate(parts.names):
+        if parts.present and not parts.present[k]:
+            continue
+        cond = problem.conditions[k] if k < len(problem.conditions) else None
+        alias = [al for al, full in parts.aliases.items() if full == nm]
+        extra = f" (also {', '.join(alias)})" if alias else ""
+        lines.append(f"#   {nm}{extra}: {cond.kind if cond is not None else 'no condition'}")
+    for op in parts.operands:
+        members = [parts.names[k] for k in parts.groups[op]]
+        lines.append(f"#   {op}: all of {', '.join(members)}")
+    return "\n".join(lines)
 
 
 # ============================================================================ files
@@ -1513,17 +2127,23 @@ def problem_to_toml(problem: PoissonProblem, solver: dict | None = None) -> str:
     """The problem's :attr:`~PoissonProblem.spec` as TOML text that :func:`load_problem` reads
     back into the same problem; derived data are noted in comments. ``solver`` (e.g. the
     resolved solver settings of a run) replaces the ``[solver]`` table; ``None`` values are left out."""
-    lines = [f"# Poisson problem {problem.name!r}: -Laplace u = f, written by hrta_pde"]
+    general = problem.has_coefficient or problem.has_reaction
+    op = "-div(a grad u) + c u = f" if general else "-Laplace u = f"
+    lines = [f"# Poisson problem {problem.name!r}: {op}, written by hrta_pde"]
     spec = dict(problem.spec)
     if solver is not None:
         spec["solver"] = {k: v for k, v in solver.items() if v is not None}
     if "f" not in spec.get("solution", {}):
-        lines.append(f"# f = -laplacian(u) = {' '.join(str(problem.f).split())}")
-    bnd = spec.get("boundary", {})
-    if problem.g is not None and "g" not in bnd:
-        lines.append("# g = u on the Dirichlet boundary")
-    if problem.h is not None and "h" not in bnd:
-        lines.append("# h = grad u . n on the Neumann boundary")
+        lines.append(f"# f = {'-div(a grad u) + c u' if general else '-laplacian(u)'} = "
+                     f"{' '.join(str(problem.f).split())}"[:2000])
+    derived = {cd.kind for cd in problem.conditions if cd is not None
+               and (("g" not in cd.written) if cd.kind == "dirichlet" else ("h" not in cd.written))}
+    if "dirichlet" in derived:
+        lines.append("# g = u on the Dirichlet parts without g")
+    if "neumann" in derived:
+        lines.append("# h = a grad u . n on the Neumann parts without h")
+    if "robin" in derived:
+        lines.append("# h = a grad u . n + alpha u on the Robin parts without h")
     exact = "exact" if problem.measure_exact else "estimated"
     lines.append(f"# |Omega| = {problem.measure:.12g}, |dOmega| = {problem.boundary_measure:.12g} "
                  f"({exact})")

@@ -190,23 +190,36 @@ def domain_init(net, x: torch.Tensor, generator: torch.Generator, std: float = I
 
 def _hard_bc_obstacle(problem) -> str | None:
     """Why :func:`hard_dirichlet_transform` cannot apply to ``problem`` (None if it can)."""
+    from hrta_pde.distance import DistanceError, dirichlet_pieces
     from hrta_pde.expressions import expressions_agree
     from hrta_pde.problem import _Ball, _Box
 
-    if problem.boundary_kind != "dirichlet" or not isinstance(problem.shape, (_Box, _Ball)):
-        return (f"hard_bc needs a Dirichlet problem on an interval, box or ball; {problem.name!r} is a "
-                f"{problem.boundary_kind} problem on a {problem.spec['domain'].get('type')}")
-    if "g" not in problem.spec.get("boundary", {}):
-        return (f"hard_bc needs the Dirichlet data g written in the problem file ([boundary] g = ...): it is "
-                f"extended into the domain as that expression, and {problem.name!r} derives g from u, "
-                "which would hand the network the exact solution")
-    if problem.u is not None and expressions_agree(problem.g, problem.u, problem.dim,
-                                                   points=problem.sample_interior(
-                                                       64, generator=torch.Generator().manual_seed(0),
-                                                       sampler="random", dtype=torch.float64,
-                                                       device="cpu").numpy()):
-        return (f"hard_bc: g of {problem.name!r} equals u inside the domain too, so the extension would be "
-                "the exact solution; write g so that it only matches u on the boundary")
+    conds = [cd for k, cd in enumerate(problem.conditions) if cd is not None and cd.kind == "dirichlet"
+             and (not problem.parts.present or problem.parts.present[k])]
+    if not conds:
+        return (f"hard_bc needs a Dirichlet part; {problem.name!r} is a {problem.boundary_kind} problem "
+                "without one")
+    inside = None
+    for cd in {id(cd): cd for cd in conds}.values():
+        if "g" not in cd.written:
+            return (f"hard_bc needs the Dirichlet data g written in the problem file ({cd.where} g = ...): it "
+                    f"is extended into the domain from that expression, and {problem.name!r} derives g from "
+                    "u, which would hand the network the exact solution")
+        if problem.u is not None:
+            if inside is None:
+                inside = problem.sample_interior(64, generator=torch.Generator().manual_seed(0),
+                                                 sampler="random", dtype=torch.float64, device="cpu").numpy()
+            if expressions_agree(cd.g, problem.u, problem.dim, points=inside):
+                return (f"hard_bc: g of {problem.name!r} ({cd.where}) equals u inside the domain too, so the "
+                        "extension would be the exact solution; write g so that it only matches u on the "
+                        "boundary")
+    simple = (all(cd is not None and cd.kind == "dirichlet" for cd in problem.conditions)
+              and len({id(cd) for cd in conds}) == 1 and isinstance(problem.shape, (_Box, _Ball)))
+    if not simple:
+        try:
+            dirichlet_pieces(problem)
+        except DistanceError as exc:
+            return f"hard_bc: {exc}"
     return None
 
 
@@ -216,50 +229,25 @@ def hard_bc_applicable(problem) -> bool:
 
 
 def hard_dirichlet_transform(problem):
-    """``(x, N) -> g(x) + phi(x) N(x)``: Dirichlet data imposed exactly.
+    """``u = g_ext(x) + phi(x) N(x)``: Dirichlet data imposed exactly, as a
+    :class:`hrta_pde.distance.HardDirichlet` (``.phi(x)``, ``.g_ext(x)``, callable as
+    ``transform(x, out)`` for ``net.apply_output_transform``).
 
-    ``phi`` vanishes exactly on the boundary and is positive inside, scaled to at most 1:
-    ``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2`` on a box and ``1 - |x - c|^2 / r^2`` on a
-    ball. ``g`` is the Dirichlet expression of the problem file evaluated inside the domain too (any
-    extension of the boundary data works). Refused: other domains, non-Dirichlet problems, and a
-    ``g`` derived from ``u`` or equal to ``u`` inside (the extension would be the exact solution).
+    ``phi`` vanishes exactly on the Dirichlet parts and is positive inside, scaled to at most 1: for a
+    pure Dirichlet problem with one ``g`` on a box ``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2``
+    and on a ball ``1 - |x - c|^2 / r^2`` (as before); elsewhere (polygons, disks with holes, CSG domains,
+    Dirichlet data on some parts only) the R-function combination of the parts' distance functions of
+    :mod:`hrta_pde.distance`. ``g_ext`` is the Dirichlet expression of the problem file evaluated inside
+    the domain too, blended by transfinite interpolation where parts have different data. Refused:
+    problems without Dirichlet parts, a ``g`` derived from ``u`` or equal to ``u`` inside (the
+    extension would be the exact solution), and parts without a distance function here.
     """
-    from hrta_pde.problem import _Box
+    from hrta_pde.distance import hard_dirichlet
 
     obstacle = _hard_bc_obstacle(problem)
     if obstacle is not None:
         raise ValueError(obstacle + ": drop --hard-bc (the boundary penalty works everywhere)")
-    shape = problem.shape
-    if isinstance(shape, _Box):
-        lo, hi = shape.lo.copy(), shape.hi.copy()
-
-        def phi(x):
-            a, b = torch.as_tensor(lo, dtype=x.dtype, device=x.device), torch.as_tensor(hi, dtype=x.dtype, device=x.device)
-            return torch.prod((x - a) * (b - x) / ((b - a) / 2) ** 2, dim=1)
-    else:
-        c, r = shape.center.copy(), shape.radius
-
-        def phi(x):
-            cc = torch.as_tensor(c, dtype=x.dtype, device=x.device)
-            return 1.0 - ((x - cc) ** 2).sum(dim=1) / r**2
-
-    return DirichletLift(problem.g_torch, phi)
-
-
-class DirichletLift:
-    """The output transform ``(x, N) -> g_ext(x) + phi(x) N(x)``, with its two parts exposed.
-
-    ``g_ext`` extends the Dirichlet data into the domain and ``phi`` vanishes on the Dirichlet
-    boundary; both are functions of ``x`` (n, d) -> (n,) in pure torch ops (``torch.func`` can
-    differentiate them, and :mod:`hrta_pde.engd` propagates ``u = g_ext + phi N`` through its
-    forward Laplacian instead of differentiating the whole ``forward``).
-    """
-
-    def __init__(self, g_ext, phi):
-        self.g_ext, self.phi = g_ext, phi
-
-    def __call__(self, x, out):
-        return self.g_ext(x)[:, None] + self.phi(x)[:, None] * out
+    return hard_dirichlet(problem)
 
 
 @dataclass

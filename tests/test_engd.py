@@ -228,10 +228,21 @@ def _has_g(problem):
     return "g" in problem.spec.get("boundary", {})
 
 
-def _lift_like(problem):
-    from hrta_pde.solve import DirichletLift
+class _Lift:
+    """An output transform g_ext + phi N that exposes its parts (as distance.HardDirichlet does)."""
 
-    return DirichletLift(lambda x: torch.sin(x[:, 0]) * x[:, 1], lambda x: 1.0 - (x**2).sum(dim=1))
+    def g_ext(self, x):
+        return torch.sin(x[..., 0]) * x[..., 1]
+
+    def phi(self, x):
+        return 1.0 - (x**2).sum(dim=-1)
+
+    def __call__(self, x, out):
+        return self.g_ext(x)[..., None] + self.phi(x)[..., None] * out
+
+
+def _lift_like(problem):
+    return _Lift()
 
 
 @pytest.mark.parametrize("phi", ["relu3", "tanh"])

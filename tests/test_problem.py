@@ -22,8 +22,9 @@ from hrta_pde.problem import (
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = ["paper_pde", "poisson_10d", "poisson_1d", "poisson_2d_sin", "poisson_3d_cube",
-           "poisson_annulus", "poisson_disk", "poisson_lshape", "poisson_mixed_square",
-           "poisson_neumann_square"]
+           "poisson_3d_layers", "poisson_annulus", "poisson_disk", "poisson_jump_robin",
+           "poisson_lshape", "poisson_mixed_square", "poisson_neumann_square",
+           "poisson_reaction_holes", "poisson_square_holes"]
 # DeepXDE's Polygon.inside, called by the tests, uses a form of np.cross deprecated in numpy 2
 pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors:DeprecationWarning")
 LENS = 2 * math.acos(0.5) - 0.5 * math.sqrt(3)  # area of the intersection of two unit disks 1 apart
@@ -166,8 +167,8 @@ BAD = [
     ({"domain": SQUARE, "solution": {"u": "x"},
       "boundary": {"type": "mixed", "neumann_sides": ["x3_max"]}}, ProblemError, "x2_max"),
     ({"domain": SQUARE, "solution": {"u": "x^2", "f": "2"}}, ProblemError, "not -laplacian(u)"),
-    ({"domain": SQUARE, "solution": {"u": "x"}, "boundary": {"type": "robin"}}, ProblemError,
-     "dirichlet, neumann, mixed"),
+    ({"domain": SQUARE, "solution": {"u": "x"}, "boundary": {"type": "periodic"}}, ProblemError,
+     "dirichlet, neumann, mixed, robin"),
     ({"domain": SQUARE, "solution": {"u": "x"}, "boundary": {"g": "x + 1"}}, ProblemError,
      "differs from solution.u"),
     ({"domain": SQUARE, "solution": {"u": "x"}, "boundary": {"type": "neumann", "h": "1"}},

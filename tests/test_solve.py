@@ -215,8 +215,10 @@ def test_hard_bc_imposes_dirichlet_data_exactly(problem):
 
 
 def test_hard_bc_refused_where_it_cannot_apply(capsys):
-    assert main(["solve", "poisson_lshape", "--hard-bc", "--quiet"]) == 2
-    assert "hard_bc needs a Dirichlet problem" in capsys.readouterr().err
+    assert main(["solve", "poisson_neumann_square", "--hard-bc", "--quiet"]) == 2
+    assert "hard_bc needs a Dirichlet part" in capsys.readouterr().err
+    assert main(["solve", "poisson_lshape", "--hard-bc", "--quiet"]) == 2  # g from u
+    assert "derives g from u" in capsys.readouterr().err
     # g derived from u (or equal to u inside) would hand the network the exact solution
     assert main(["solve", "poisson_1d", "--hard-bc", "--quiet"]) == 2
     assert "derives g from u" in capsys.readouterr().err

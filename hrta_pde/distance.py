@@ -1,0 +1,276 @@
+"""Exact Dirichlet data on any domain: ``u = g_ext(x) + phi(x) N(x)``.
+
+``phi`` is an approximate distance function (ADF) of the Dirichlet parts of the boundary, built
+as in Sukumar & Srivastava, "Exact imposition of boundary conditions with distance functions in
+physics-informed deep neural networks" (CMAME 389, 2022):
+
+* each piece gets a normalised first-order ADF ``phi_i`` (zero on the piece, gradient of norm 1
+  there, positive in the domain): a straight segment ``[p, q]`` (polygon edge, side of a 2-D box)
+  the signed distance to its line where that line does not cut the domain, else the trimmed form ``sqrt(f^2 + ((sqrt(t^2 + f^4) - t) / 2)^2)`` with ``f`` the signed distance
+  to the line and ``t = ((L/2)^2 - |x - x_c|^2) / L`` the trimming disk; a circle or sphere
+  ``(r^2 - |x - c|^2) / (2 r)`` (sign chosen so it is positive in the domain: a hole gets the
+  other sign); a face of a box in d >= 3 (or an end of an interval) the distance to its plane;
+* the pieces are joined by R-equivalence (m = 1): ``phi = 1 / sum_i (1/phi_i)``, written as
+  ``prod_i phi_i / sum_j prod_{k != j} phi_k`` so that it is finite and smooth where one piece
+  vanishes; ``phi`` vanishes (to 1e-100) on the Dirichlet parts only, is positive inside, and is scaled so
+  that its largest value on sample points of the domain is 1.
+
+The data are extended inside by transfinite interpolation over the parts with different data,
+``g_ext = sum_j w_j g_j`` with ``w_j = (1/psi_j) / sum_l (1/psi_l)`` (``psi_j`` the ADF of the parts
+of data ``g_j``; ``w_j = 1`` on those parts), each ``g_j`` the expression written in the file, or
+the single written ``g`` as is where all Dirichlet parts share it.
+
+Everything is pure torch (no in-place updates, no ``.item()``), so the transform works under
+``torch.func.vmap`` / ``jacrev``; ``x`` may be ``(n, d)`` or a single point ``(d,)``.
+A plane or sphere that cuts through the domain, or a piece only partly on the boundary (a side
+swallowed by another CSG operand), has no such ADF here: :func:`dirichlet_pieces` raises
+:class:`DistanceError` with a one-line reason.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["DistanceError", "HardDirichlet", "dirichlet_pieces", "r_equivalence"]
+
+
+class DistanceError(ValueError):
+    """No approximate distance function for these Dirichlet parts; the message says why."""
+
+
+def _t(v, x):
+    return torch.as_tensor(v, dtype=x.dtype, device=x.device)
+
+
+# sqrt(max(s, _TINY)): the ADF of a segment behaves like |distance| at the segment, whose autograd
+# derivative there would be 0/0; clamped, phi is 1e-100 on the segment (not 0 to 1e-12 accuracy
+# but far below it) and its derivatives are finite everywhere (exact away from the segment).
+_TINY = 1e-200
+
+
+def _sqrt(s):
+    return torch.sqrt(torch.clamp(s, min=_TINY))
+
+
+class _Segment:
+    def __init__(self, p, q):
+        self.p, self.q = np.asarray(p, float), np.asarray(q, float)
+        self.L = float(np.linalg.norm(self.q - self.p))
+
+    def __call__(self, x):
+        p, q, L = _t(self.p, x), _t(self.q, x), self.L
+        d = q - p
+        rel = x - p
+        f = (rel[..., 0] * d[1] - rel[..., 1] * d[0]) / L
+        xc = (p + q) / 2
+        t = ((L / 2) ** 2 - ((x - xc) ** 2).sum(dim=-1)) / L
+        varphi = _sqrt(t**2 + f**4)
+        return _sqrt(f**2 + ((varphi - t) / 2) ** 2)
+
+
+class _Line:
+    """Signed distance to the line through a segment (used where the line stays outside the
+    domain: smoother and cheaper than the trimmed segment, no singular derivatives at its ends)."""
+
+    def __init__(self, p, q, sign=1.0):
+        self.p, self.q, self.sign = np.asarray(p, float), np.asarray(q, float), float(sign)
+        self.L = float(np.linalg.norm(self.q - self.p))
+
+    def __call__(self, x):
+        p, d = _t(self.p, x), _t(self.q - self.p, x)
+        rel = x - p
+        return self.sign * (rel[..., 0] * d[1] - rel[..., 1] * d[0]) / self.L
+
+
+class _Sphere:
+    def __init__(self, center, radius, sign):
+        self.c, self.r, self.sign = np.asarray(center, float), float(radius), float(sign)
+
+    def __call__(self, x):
+        return self.sign * (self.r**2 - ((x - _t(self.c, x)) ** 2).sum(dim=-1)) / (2 * self.r)
+
+
+class _Plane:
+    def __init__(self, axis, value, sign):
+        self.axis, self.value, self.sign = int(axis), float(value), float(sign)
+
+    def __call__(self, x):
+        return self.sign * (x[..., self.axis] - self.value)
+
+
+def r_equivalence(phis: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``(prod_i phi_i / S, [prod_{k != j} phi_k / S for j])`` with ``S = sum_j prod_{k != j}
+    phi_k``: the R-equivalence ``1 / sum 1/phi_i`` and the transfinite weights (sum to 1)."""
+    k = len(phis)
+    if k == 1:
+        return phis[0], [torch.ones_like(phis[0])]
+    prefix = [torch.ones_like(phis[0])]
+    for p in phis[:-1]:
+        prefix.append(prefix[-1] * p)
+    suffix = [torch.ones_like(phis[0])]
+    for p in reversed(phis[1:]):
+        suffix.append(suffix[-1] * p)
+    suffix = suffix[::-1]
+    others = [prefix[j] * suffix[j] for j in range(k)]
+    total = others[0]
+    for o in others[1:]:
+        total = total + o
+    return prefix[-1] * phis[-1] / total, [o / total for o in others]
+
+
+def _leaves(shape, offset=0):
+    """(leaf shape, offset of its first atomic part) in part order."""
+    from hrta_pde.problem import _Csg
+
+    if isinstance(shape, _Csg):
+        return _leaves(shape.a, offset) + _leaves(shape.b, offset + shape.a.n_parts)
+    return [(shape, offset)]
+
+
+def _piece(problem, k):
+    """The ADF of atomic part ``k`` (before the sign/positivity checks)."""
+    from hrta_pde.problem import _Ball, _Box, _Polygon
+
+    for leaf, off in _leaves(problem.shape):
+        if off <= k < off + leaf.n_parts:
+            j = k - off
+            if isinstance(leaf, _Box):
+                axis, upper = j // 2, j % 2 == 1
+                value = leaf.hi[axis] if upper else leaf.lo[axis]
+                if leaf.dim == 2:
+                    other = 1 - axis
+                    p, q = np.empty(2), np.empty(2)
+                    p[axis] = q[axis] = value
+                    p[other], q[other] = leaf.lo[other], leaf.hi[other]
+                    return _Segment(p, q)
+                return _Plane(axis, value, -1.0 if upper else 1.0)
+            if isinstance(leaf, _Polygon):
+                v = leaf.user_vertices
+                return _Segment(v[j], v[(j + 1) % len(v)])
+            if isinstance(leaf, _Ball):
+                return _Sphere(leaf.center, leaf.radius, 1.0)
+    raise DistanceError(f"no boundary part {k}")  # pragma: no cover
+
+
+def dirichlet_pieces(problem, n_check: int = 4096):
+    """``(phis, x_check)``: the ADF of every Dirichlet part (oriented, checked), by part index.
+
+    Raises :class:`DistanceError` if a Dirichlet part is only partly on the boundary or its plane
+    or sphere cuts through the domain.
+    """
+    shape, parts = problem.shape, problem.parts
+    ks = [k for k, cd in enumerate(problem.conditions)
+          if cd is not None and cd.kind == "dirichlet" and (not parts.present or parts.present[k])]
+    if not ks:
+        raise DistanceError(f"problem {problem.name!r} has no Dirichlet part")
+    x = problem.sample_interior(n_check, generator=torch.Generator().manual_seed(0), sampler="sobol",
+                                dtype=torch.float64, device="cpu")
+    phis = {}
+    for k in ks:
+        name = parts.names[k]
+        xp = shape.part_points(k, 64)
+        if not np.all(shape.classify(xp) == 0):
+            raise DistanceError(f"the Dirichlet part {name!r} is only partly on the boundary of the "
+                                "domain (another operand covers some of it)")
+        phi = _piece(problem, k)
+        if isinstance(phi, _Segment):  # the plain line where it does not cut the domain
+            line = _Line(phi.p, phi.q)
+            lv = line(x)
+            if bool((lv < 0).all()):
+                line.sign, lv = -1.0, -lv
+            if bool((lv > 0).all()):
+                phi = line
+        v = phi(x)
+        if isinstance(phi, (_Sphere, _Plane)) and bool((v < 0).all()):
+            phi.sign = -phi.sign
+            v = -v
+        if not bool((v > 0).all()):
+            what = "sphere" if isinstance(phi, _Sphere) and problem.dim > 2 else (
+                "circle" if isinstance(phi, _Sphere) else "plane")
+            raise DistanceError(f"the {what} of the Dirichlet part {name!r} cuts through the domain, "
+                                "so its distance function would vanish inside")
+        phis[k] = phi
+    return phis, x
+
+
+class HardDirichlet:
+    """``u = g_ext(x) + phi(x) N(x)``: Dirichlet data imposed exactly.
+
+    ``phi(x)`` (..., ) vanishes on the Dirichlet parts and is positive inside; ``g_ext(x)`` equals
+    the Dirichlet data on the Dirichlet parts. Calling ``transform(x, out)`` with the network's
+    output ``out`` (n, 1) gives ``g_ext(x)[:, None] + phi(x)[:, None] * out`` (for
+    ``net.apply_output_transform``). ``kind`` is ``"box"``, ``"ball"`` (the product formulas of
+    earlier versions, kept for pure Dirichlet problems on those) or ``"adf"``.
+    """
+
+    def __init__(self, phi_fn, groups, kind, scale=1.0):
+        self._phi_fn, self._groups, self.kind, self.scale = phi_fn, groups, kind, float(scale)
+
+    def phi(self, x: torch.Tensor) -> torch.Tensor:
+        return self._phi_fn(x) * self.scale if self.scale != 1.0 else self._phi_fn(x)
+
+    def g_ext(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self._groups) == 1:
+            return _eval_g(self._groups[0][1], x)
+        psis = [_req([p(x) for p in pieces]) for pieces, _ in self._groups]
+        _, weights = r_equivalence(psis)
+        out = weights[0] * _eval_g(self._groups[0][1], x)
+        for w, (_, g) in zip(weights[1:], self._groups[1:]):
+            out = out + w * _eval_g(g, x)
+        return out
+
+    def __call__(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return self.g_ext(x)[..., None] + self.phi(x)[..., None] * out
+
+
+def _req(values):
+    return r_equivalence(values)[0]
+
+
+def _eval_g(g, x):
+    if x.dim() == 1:
+        return g(x[None])[0]
+    return g(x)
+
+
+def hard_dirichlet(problem) -> HardDirichlet:
+    """The :class:`HardDirichlet` transform of a problem whose Dirichlet data are written in the
+    file (the caller checks the refusal rules)."""
+    from hrta_pde.problem import _Ball, _Box
+
+    conds = problem.conditions
+    d_conds = {}
+    for k, cd in enumerate(conds):
+        if cd is not None and cd.kind == "dirichlet" and (not problem.parts.present
+                                                          or problem.parts.present[k]):
+            d_conds.setdefault(id(cd), (cd, []))[1].append(k)
+    shape = problem.shape
+    all_dirichlet = all(cd is not None and cd.kind == "dirichlet" for cd in conds)
+    if all_dirichlet and len(d_conds) == 1 and isinstance(shape, (_Box, _Ball)):
+        g = next(iter(d_conds.values()))[0].g_torch
+        if isinstance(shape, _Box):
+            lo, hi = shape.lo.copy(), shape.hi.copy()
+
+            def phi(x):
+                a, b = _t(lo, x), _t(hi, x)
+                return torch.prod((x - a) * (b - x) / ((b - a) / 2) ** 2, dim=-1)
+
+            return HardDirichlet(phi, [(None, g)], "box")
+        c, r = shape.center.copy(), shape.radius
+
+        def phi(x):
+            return 1.0 - ((x - _t(c, x)) ** 2).sum(dim=-1) / r**2
+
+        return HardDirichlet(phi, [(None, g)], "ball")
+    pieces, x = dirichlet_pieces(problem)
+    groups = [([pieces[k] for k in ks], cd.g_torch) for cd, ks in d_conds.values()]
+    order = [pieces[k] for k in sorted(pieces)]
+
+    def phi(x):
+        return _req([p(x) for p in order])
+
+    top = float(phi(x).max())
+    scale = 1.0 / top if top > 0 and math.isfinite(top) else 1.0
+    return HardDirichlet(phi, groups, "adf", scale)

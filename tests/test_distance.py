@@ -1,0 +1,133 @@
+"""Exact Dirichlet data on every domain: the distance function phi and the extension g_ext."""
+import numpy as np
+import pytest
+import torch
+
+from hrta_pde.distance import HardDirichlet, r_equivalence
+from hrta_pde.problem import builtin_problem, problem_from_dict
+from hrta_pde.solve import _hard_bc_obstacle, hard_dirichlet_transform
+
+T = torch.float64
+SQUARE = {"type": "rectangle", "xmin": [0.0, 0.0], "xmax": [1.0, 1.0]}
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def four_holes(boundary):
+    dom = {"type": "rectangle", "name": "outer", "xmin": [-1.0, -1.0], "xmax": [1.0, 1.0]}
+    for i, (cx, cy) in enumerate([(-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5)]):
+        dom = {"type": "difference", "a": dom,
+               "b": {"type": "disk", "name": f"hole{i + 1}", "center": [cx, cy], "radius": 0.2}}
+    return problem_from_dict({"domain": dom, "solution": {"f": "1"}, "boundary": boundary})
+
+
+def lshape(boundary=None):
+    return problem_from_dict({"domain": {"type": "lshape"}, "solution": {"f": "1"},
+                              "boundary": boundary or {"type": "dirichlet", "g": "x*y"}})
+
+
+def check_phi(p, tr, n=2000):
+    b = p.sample_boundary(n, generator=gen(1), dtype=T)
+    x = p.sample_interior(n, generator=gen(2), dtype=T)
+    phi_b, phi_in = tr.phi(b.x), tr.phi(x)
+    assert phi_b[b.dirichlet].abs().max() <= 1e-12
+    assert (phi_in > 0).all() and phi_in.max() <= 1.01  # scaled to 1 on 4096 Sobol points
+    return b, phi_b
+
+
+def test_r_equivalence_by_hand():
+    a, b, c = (torch.tensor([v], dtype=T) for v in (2.0, 3.0, 6.0))
+    phi, w = r_equivalence([a, b, c])
+    assert float(phi) == pytest.approx(1 / (1 / 2 + 1 / 3 + 1 / 6))  # = 1
+    assert [float(v) for v in w] == pytest.approx([1 / 2, 1 / 3, 1 / 6])
+
+
+def test_lshape_phi_vanishes_on_the_boundary_and_is_normalised():
+    p = lshape()
+    tr = hard_dirichlet_transform(p)
+    assert isinstance(tr, HardDirichlet) and tr.kind == "adf"
+    b, _ = check_phi(p, tr)
+    # first order and normalised: |grad phi| = 1 (times the scale) on the edges, away from corners
+    corners = np.array([[-1, -1], [0, -1], [0, 0], [1, 0], [1, 1], [-1, 1]], float)
+    far = np.min(np.linalg.norm(b.x.numpy()[:, None] - corners[None], axis=2), axis=1) > 0.05
+    xb = (b.x[far] - 1e-6 * b.normal[far]).clone().requires_grad_(True)  # just inside
+    (g,) = torch.autograd.grad(tr.phi(xb).sum(), xb)
+    np.testing.assert_allclose(g.norm(dim=1).numpy() / tr.scale, 1.0, rtol=1e-4)
+    xb = b.x.clone().requires_grad_(True)  # on the boundary: finite derivatives
+    (g,) = torch.autograd.grad(tr.phi(xb).sum(), xb)
+    assert torch.isfinite(g).all()
+    # u = g_ext + phi N equals g on the boundary for any network output
+    out = torch.randn(len(b.x), 1, dtype=T, generator=gen(3))
+    np.testing.assert_allclose(tr(b.x, out)[:, 0].numpy(), (b.x[:, 0] * b.x[:, 1]).numpy(), atol=1e-12)
+
+
+def test_four_holes_different_data_per_part_and_a_neumann_hole():
+    p = four_holes({"outer": {"type": "dirichlet", "g": "1"},
+                    "hole1": {"type": "dirichlet", "g": "0"}, "hole2": {"type": "dirichlet", "g": "0"},
+                    "hole3": {"type": "dirichlet", "g": "x + y"}, "hole4": {"type": "neumann", "h": "0"}})
+    assert "outer.x_min" in p.part_names and "hole4" in p.part_names
+    tr = hard_dirichlet_transform(p)
+    b, phi_b = check_phi(p, tr)
+    assert (phi_b[b.neumann] > 1e-6).all()  # phi vanishes on the Dirichlet parts only
+    x = b.x.numpy()
+    expect = np.where(np.abs(x).max(axis=1) > 0.999, 1.0,
+                      np.where(np.linalg.norm(x - [-0.5, 0.5], axis=1) < 0.2 + 1e-9, x.sum(axis=1), 0.0))
+    out = torch.randn(len(x), 1, dtype=T, generator=gen(4))
+    u = tr(b.x, out)[:, 0]
+    np.testing.assert_allclose(u[b.dirichlet].numpy(), expect[b.dirichlet.numpy()], atol=1e-12)
+    # the extension is the transfinite blend: between 0 and 1 where the data are 0 and 1
+    xi = p.sample_interior(500, generator=gen(5), dtype=T)
+    far3 = torch.linalg.norm(xi - torch.tensor([-0.5, 0.5], dtype=T), dim=1) > 0.5
+    ge = tr.g_ext(xi[far3])
+    assert float(ge.min()) > -1e-12 and float(ge.max()) < 1 + 1e-12
+
+
+def test_annulus_with_dirichlet_outside_only_and_works_under_vmap_and_jacrev():
+    p = problem_from_dict({"domain": {"type": "difference", "a": {"type": "disk", "radius": 1.0},
+                                      "b": {"type": "disk", "radius": 0.5}},
+                           "solution": {"f": "1"},
+                           "boundary": {"a": {"type": "dirichlet", "g": "x"}, "b": {"type": "robin",
+                                                                                   "alpha": "1", "h": "0"}}})
+    tr = hard_dirichlet_transform(p)
+    b, phi_b = check_phi(p, tr)
+    assert (phi_b[b.robin] > 0.1).all()
+    x = p.sample_interior(7, generator=gen(6), dtype=T)
+    out = torch.randn(7, 1, dtype=T, generator=gen(7))
+    batched = torch.func.vmap(lambda xi, oi: tr(xi[None], oi[None])[0])(x, out)
+    torch.testing.assert_close(batched, tr(x, out), rtol=1e-14, atol=1e-14)
+    jac = torch.func.vmap(torch.func.jacrev(tr.phi))(x)  # single points (d,)
+    xr = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(tr.phi(xr).sum(), xr)
+    torch.testing.assert_close(jac, g, rtol=1e-12, atol=1e-14)
+    jg = torch.func.vmap(torch.func.jacrev(tr.g_ext))(x)
+    torch.testing.assert_close(jg, torch.tensor([[1.0, 0.0]] * 7, dtype=T), rtol=0, atol=1e-14)
+
+
+def test_box_and_ball_keep_their_product_formulas():
+    tr = hard_dirichlet_transform(builtin_problem("poisson_2d_sin"))
+    assert tr.kind == "box"
+    x = torch.tensor([[0.5, 0.5], [0.25, 0.5]], dtype=T)
+    torch.testing.assert_close(tr.phi(x), torch.tensor([1.0, 0.75], dtype=T), rtol=0, atol=1e-15)
+
+
+def test_refusals():
+    # a side swallowed in part by another operand of a union
+    p = problem_from_dict({"domain": {"type": "union", "a": SQUARE, "b": {
+        "type": "rectangle", "xmin": [0.5, 0.5], "xmax": [1.5, 1.5]}}, "solution": {"f": "1"},
+        "boundary": {"type": "dirichlet", "g": "0"}})
+    assert "only partly on the boundary" in _hard_bc_obstacle(p)
+    # a 3-D box face plane through the domain (a box hole)
+    p = problem_from_dict({"domain": {"type": "difference", "a": {"type": "box", "xmin": [0, 0, 0],
+                                                                  "xmax": [1, 1, 1]},
+                                      "b": {"type": "box", "xmin": [0.4] * 3, "xmax": [0.6] * 3}},
+                           "solution": {"f": "1"}, "boundary": {"type": "dirichlet", "g": "0"}})
+    assert "cuts through the domain" in _hard_bc_obstacle(p)
+    # no Dirichlet part, g from u, g = u
+    assert "needs a Dirichlet part" in _hard_bc_obstacle(builtin_problem("poisson_neumann_square"))
+    assert "derives g from u" in _hard_bc_obstacle(builtin_problem("poisson_lshape"))
+    with pytest.raises(ValueError, match="equals u inside"):
+        hard_dirichlet_transform(problem_from_dict({"domain": {"type": "lshape"},
+                                                    "solution": {"u": "x*y"},
+                                                    "boundary": {"g": "x*y"}}))
