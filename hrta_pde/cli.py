@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="problem file or built-in name" + (" (default poisson_2d_sin)" if name == "solve" else ""))
         if name == "solve":
             sp.add_argument("--loss", default=None, help="ritz, sobolev, pinn or l2 (default: the problem "
-                            "file's [solver] loss, else sobolev)")
+                            "file's [solver] loss, else pinn)")
             sp.add_argument("--export", action="append", default=[], metavar="FILE",
                             help="also write the solution as a mesh file (.vtu, .xdmf, ...), or .csv (d > 3); "
                             "a bare file name goes into the run folder; repeatable")
@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--resume", default=None, metavar="RUN_DIR",
                             help="continue an interrupted comparison where it stopped (no other settings)")
         sp.add_argument("--schedule", default=None, help="HRTA stages S:N[:LR], comma separated; S:<=N "
-                        "ends at a plateau (default one stage: 1:6000 for sobolev and l2, 1:4000 for ritz, 1:2000 for pinn)")
+                        "ends at a plateau; @adam, @lbfgs or @engd picks the stage's optimizer, e.g. 1:500,1:100@engd "
+                        "(default for every loss: 1:200@engd, the energy natural gradient at s = 1)")
         sp.add_argument("--lr", type=_float, default=None, help="Adam learning rate (default 1e-3)")
         sp.add_argument("--engd-damping", type=_float, default=None,
                         help="engd damping: mu of (G + mu I)^+ grad with --engd-method linesearch (default 0: "
@@ -135,12 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--init", choices=["domain", "glorot"], default=None,
                         help="FNN initialisation: domain (first-layer transitions through the domain, "
                         "unit-scale pre-activations on the training points; default) or glorot (DeepXDE's)")
-        sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 64)")
-        sp.add_argument("--depth", type=_positive_int, default=None, help="hidden layers (default 3)")
-        sp.add_argument("--phi", default=None, help="target activation phi: relu3 (default), relu2, relu, tanh, sin")
-        sp.add_argument("--points", type=_positive_int, default=None, help="interior training points (default 2000)")
+        sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 32)")
+        sp.add_argument("--depth", type=_positive_int, default=None, help="hidden layers (default 1)")
+        sp.add_argument("--phi", default=None, help="target activation phi: tanh (default), relu3, relu2, relu, sin")
+        sp.add_argument("--points", type=_positive_int, default=None, help="interior training points (default 1000)")
         sp.add_argument("--boundary-points", type=_positive_int, default=None,
-                        help="boundary training points (default 400)")
+                        help="boundary training points (default 200)")
         sp.add_argument("--sampler", choices=["random", "uniform", "sobol"], default=None,
                         help="training point sampler (default sobol: scrambled Sobol points)")
         sp.add_argument("--beta", type=_float, default=None,
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "penalty (intervals, boxes and balls; default: on for the pinn loss where it applies)")
         sp.add_argument("--test-points", type=_positive_int, default=None,
                         help="independent random test points for the errors (default 10000)")
-        sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 250)")
+        sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 10)")
         sp.add_argument("--reference", choices=["auto", "exact", "fem"], default="auto",
                         help="what errors are measured against: the exact solution, or a P2 finite element "
                         "solution refined until it is well below the errors (Dirichlet, 1-3 D); auto: exact "

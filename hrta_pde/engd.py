@@ -29,7 +29,6 @@ value, gradient and Laplacian), other networks go through ``torch.func`` derivat
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -345,30 +344,18 @@ class ResidualJacobian:
         return torch.stack(out)
 
 
-def check_memory(jacobian, dtype: torch.dtype, options: EngdOptions) -> None:
+def check_memory(jacobian, dtype: torch.dtype, options: EngdOptions, device=None) -> None:
     """Refuse, before training, a Jacobian that would not fit in memory (names sizes and fixes)."""
+    from hrta_pde.limits import available_bytes
+
     need = jacobian.bytes_needed(torch.finfo(dtype).bits // 8)
-    avail = _available_memory()
+    avail = available_bytes(device)
     if avail is not None and need > options.memory_fraction * avail:
         raise EngdError(
             f"engd needs a Jacobian of {jacobian.rows} rows x {jacobian.size} parameters "
             f"({need / 2**30:.1f} GiB with its Gram matrix) but {avail / 2**30:.1f} GiB of memory is "
             "available: use fewer points (--points, --boundary-points) or a smaller network "
             "(--width, --depth), or an adam/lbfgs stage")
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 class GramSolver:

@@ -222,22 +222,33 @@ def _mean_term(c: LossContext) -> list[GramTerm]:
     return [GramTerm("mean", c.x, 2.0 * c.gamma, kind="mean")] if c.pure_neumann else []
 
 
-def _boundary_terms(c: LossContext, dirichlet_weight: torch.Tensor, neumann: bool) -> list[GramTerm]:
+def _boundary_terms(c: LossContext, dirichlet_weight: torch.Tensor, fluxes: bool) -> list[GramTerm]:
+    """The Dirichlet trace rows, and with ``fluxes`` the PINN's Neumann ``a du/dn`` and Robin
+    ``a du/dn + alpha u`` rows."""
     terms = []
     if c.has_dirichlet:
         terms.append(GramTerm("dirichlet", c.xb, dirichlet_weight, value=torch.ones_like(c.dmask)))
-    if neumann and c.has_neumann:
-        terms.append(GramTerm("neumann", c.xb, 2.0 * c.beta * c.nmask / c.nmask.sum().clamp(min=1),
-                              grad=c.b.normal))
+    flux = c.b.a[:, None] * c.b.normal if c.has_coefficient else c.b.normal
+    if fluxes and c.has_neumann:
+        terms.append(GramTerm("neumann", c.xb, 2.0 * c.beta * c.nmask / c.nmask.sum().clamp(min=1), grad=flux))
+    if fluxes and c.has_robin:
+        terms.append(GramTerm("robin", c.xb, 2.0 * c.beta * c.rmask / c.rmask.sum().clamp(min=1), grad=flux,
+                              value=c.b.alpha))
     return terms
 
 
 def ritz_gram(c: LossContext) -> list[GramTerm]:
-    """``int |grad u|^2`` (weights ``|Omega| / n``), the penalty trace and the mean row."""
-    n = c.x.shape[0]
-    terms = [GramTerm("energy", c.x, torch.full((n,), c.measure / n, dtype=c.x.dtype), kind="gradient")]
-    nb = c.xb.shape[0]
-    terms += _boundary_terms(c, 2.0 * c.beta * c.bmeasure * c.dmask / nb, neumann=False)
+    """``int a |grad u|^2 + int c u^2 + int_R alpha u^2`` (weights ``|Omega| / n``, ``|dOmega| / nb``),
+    the penalty trace and the mean row."""
+    n, nb = c.x.shape[0], c.xb.shape[0]
+    w = torch.full((n,), c.measure / n, dtype=c.x.dtype)
+    terms = [GramTerm("energy", c.x, w * c.a if c.has_coefficient else w, kind="gradient")]
+    if c.has_reaction:
+        terms.append(GramTerm("reaction", c.x, w * c.creact, value=torch.ones(n, dtype=c.x.dtype)))
+    if c.has_robin:
+        terms.append(GramTerm("robin", c.xb, c.bmeasure / nb * c.rmask * c.b.alpha,
+                              value=torch.ones(nb, dtype=c.x.dtype)))
+    terms += _boundary_terms(c, 2.0 * c.beta * c.bmeasure * c.dmask / nb, fluxes=False)
     return terms + _mean_term(c)
 
 
@@ -250,11 +261,17 @@ def sobolev_gram(c: LossContext) -> list[GramTerm]:
 
 
 def pinn_gram(c: LossContext) -> list[GramTerm]:
-    """``-Laplace u`` at the interior points, the trace and the normal derivative at the boundary."""
+    """``-a Laplace u - grad a . grad u + c u`` at the interior points, the trace, and the Neumann
+    and Robin boundary operators."""
     n = c.x.shape[0]
-    terms = [GramTerm("residual", c.x, torch.full((n,), 2.0 / n, dtype=c.x.dtype),
-                      lap=-torch.ones(n, dtype=c.x.dtype))]
-    terms += _boundary_terms(c, 2.0 * c.beta * c.dmask / c.dmask.sum().clamp(min=1), neumann=True)
+    if c.has_coefficient or c.has_reaction:
+        residual = GramTerm("residual", c.x, torch.full((n,), 2.0 / n, dtype=c.x.dtype), lap=-c.a,
+                            grad=-c.grad_a, value=c.creact)
+    else:
+        residual = GramTerm("residual", c.x, torch.full((n,), 2.0 / n, dtype=c.x.dtype),
+                            lap=-torch.ones(n, dtype=c.x.dtype))
+    terms = [residual]
+    terms += _boundary_terms(c, 2.0 * c.beta * c.dmask / c.dmask.sum().clamp(min=1), fluxes=True)
     return terms + _mean_term(c)
 
 

@@ -29,14 +29,14 @@ from hrta_pde.networks import HomotopyNet, homotopy_fnn
 from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
 from hrta_pde.train import Hooks, Position, StageOptimizers, TrainResult, train
 
-#: Default schedules: one stage (s = 1) for every loss. With phi = ReLU^3 in a deep FNN and Adam,
-#: no schedule with a switch of s was better than one stage of the same length across problems:
-#: validation/REPORT.md section 4 (the catalog problems: single-stage Adam had the lower median
-#: error in 32 of 36 comparisons; 0.5 -> 1 collapsed the network to a constant, 1 -> 1.5 diverged in
-#: some runs) and benchmarks/results/sobolev_schedule_check.md (Sobolev with the defaults:
-#: 1:1000,1.5:5000 lost to 1:6000 in 4 of 6 seeds over three problems, by up to 250x; it won the
-#: other two by 12% and 24%). Pass a schedule, e.g. "1:1000,1.5:5000", to use HRTA.
-DEFAULT_SCHEDULE = {"sobolev": "1:6000", "l2": "1:6000", "ritz": "1:4000", "pinn": "1:2000"}
+#: Default schedules: one stage of the energy natural gradient at s = 1 for every loss (it ends
+#: early when no step lowers the loss). Measured on 2 shared CPU cores (benchmarks/README.md,
+#: "Accuracy per second"): with the defaults below PINN reached relative L2 8e-8..8e-5 on
+#: poisson_2d_sin in 80 steps over seeds 0-2, where the old Adam defaults stalled at 1e-3..1e-4
+#: after minutes; an Adam warm-up before ENGD made it worse (1.6e-3). HRTA with Adam did not beat
+#: one stage (validation/REPORT.md section 4; benchmarks/results/sobolev_schedule_check.md). Pass
+#: a schedule, e.g. "0.5:20@engd,1:180@engd" or "1:6000" (Adam), to train otherwise.
+DEFAULT_SCHEDULE = {"sobolev": "1:200@engd", "l2": "1:200@engd", "ritz": "1:200@engd", "pinn": "1:200@engd"}
 
 #: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
 #: weight a mean of squared boundary residuals.
@@ -50,7 +50,7 @@ MAX_SEED = 2**62
 class SolveConfig:
     """Solver settings (a ``[solver]`` table of a problem file may set any of them)."""
 
-    loss: str = "sobolev"
+    loss: str = "pinn"
     schedule: str | None = None  # None: DEFAULT_SCHEDULE[loss]
     lr: float = 1e-3
     reset_optimizer: bool = False
@@ -58,15 +58,15 @@ class SolveConfig:
     plateau_threshold: float = 0.01
     net: str = "fnn"        # "fnn": dde.nn.FNN (Glorot normal); "paper": HomotopyNet (N(0,1), NTK scaling)
     init: str = "domain"    # "domain": domain_init of the FNN on the training points; "glorot": DeepXDE's
-    width: int = 64
-    depth: int = 3
-    phi: str = "relu3"
-    points: int = 2000
-    boundary_points: int = 400
+    width: int = 32
+    depth: int = 1
+    phi: str = "tanh"
+    points: int = 1000
+    boundary_points: int = 200
     sampler: str = "sobol"  # low-discrepancy points: the Ritz energy needs an accurate quadrature
     beta: float | None = None  # boundary weight (default: DEFAULT_BETA[loss])
     test_points: int = 10000
-    eval_every: int = 250
+    eval_every: int = 10
     checkpoint_every: int = 1000
     # Impose Dirichlet data exactly, u = g + phi * N (intervals, boxes, balls). None: on for the PINN
     # loss wherever it applies, off otherwise (with the Ritz loss and few points it was seen to
@@ -115,7 +115,7 @@ class SolveConfig:
         """The schedule text: the one given, else the default of the loss."""
         if self.schedule is not None:
             return self.schedule
-        return DEFAULT_SCHEDULE.get(str(self.loss).strip().lower(), DEFAULT_SCHEDULE["sobolev"])
+        return DEFAULT_SCHEDULE.get(str(self.loss).strip().lower(), DEFAULT_SCHEDULE["pinn"])
 
     def make_schedule(self) -> Schedule:
         return parse_schedule(self.resolved_schedule(), self.lr, PlateauRule(self.plateau_window, self.plateau_threshold),

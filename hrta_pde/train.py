@@ -233,7 +233,7 @@ def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Sche
     opts = optimizer if isinstance(optimizer, StageOptimizers) else StageOptimizers(
         params, schedule, adam=optimizer, jacobian=jacobian, engd=engd)
     if "engd" in schedule.optimizers and hasattr(opts.jacobian, "bytes_needed"):
-        check_memory(opts.jacobian, params[0].dtype, opts.engd)
+        check_memory(opts.jacobian, params[0].dtype, opts.engd, params[0].device)
     hooks = hooks or Hooks()
     snapshot = [p.detach().clone() for p in params]
     t_start = time.perf_counter()

@@ -100,9 +100,9 @@ def test_natural_direction_is_the_pseudo_inverse_and_never_nan(r, p):
     assert torch.equal(zero, torch.zeros(p, dtype=torch.float64))
 
 
-def linear_model_context(loss):
+def linear_model_context(loss, problem_name=None):
     """A network linear in its trainable parameters (frozen random features, trained last layer)."""
-    problem = builtin_problem("poisson_mixed_square" if loss == "pinn" else "poisson_2d_sin")
+    problem = builtin_problem(problem_name or ("poisson_mixed_square" if loss == "pinn" else "poisson_2d_sin"))
     torch.manual_seed(4)
     net = H.homotopy_fnn([2, 8, 1], "tanh").double()
     for p in net.linears[0].parameters():
@@ -116,9 +116,12 @@ def linear_model_context(loss):
     return net, ctx
 
 
-@pytest.mark.parametrize("loss", ["ritz", "sobolev", "pinn", "l2"])
-def test_gram_form_is_the_hessian_and_one_step_lands_on_the_minimiser(loss):
-    net, ctx = linear_model_context(loss)
+@pytest.mark.parametrize("loss,problem_name", [
+    ("ritz", None), ("sobolev", None), ("pinn", None), ("l2", None),
+    ("ritz", "poisson_jump_robin"), ("pinn", "poisson_jump_robin"),
+    ("ritz", "poisson_reaction_holes"), ("pinn", "poisson_reaction_holes")])
+def test_gram_form_is_the_hessian_and_one_step_lands_on_the_minimiser(loss, problem_name):
+    net, ctx = linear_model_context(loss, problem_name)
     params = [p for p in net.parameters() if p.requires_grad]
     fn = LOSS_FUNCTIONS[loss]
     theta0 = torch.cat([p.detach().reshape(-1) for p in params])
