@@ -36,12 +36,13 @@ PROFILES = {
         "evals": 4, "workers": 1,
     },
     "full": {
-        # one run is ~5-30 s on one core: ENGD's step costs a (rows x params) Jacobian and an
-        # eigendecomposition, 60 steps; L-BFGS 400 steps with a strong-Wolfe line search
+        # one run is ~5-30 s on one shared core: ENGD's step costs a (rows x params) Jacobian and an
+        # eigendecomposition, 60 steps; L-BFGS 200 steps with a strong-Wolfe line search (400 were
+        # planned; at 25-45 s per 2-D run the 120 runs would not have fitted in 30 minutes)
         "problems": [["poisson_1d", "pinn"], ["poisson_2d_sin", "pinn"], ["poisson_disk", "pinn"],
                      ["poisson_1d", "ritz"]],
         "width": 32, "depth": 1, "points_1d": 200, "points": 400, "boundary_points": 100,
-        "test_points": 5000, "seeds": 5, "iterations": {"engd": 60, "lbfgs": 400}, "evals": 10,
+        "test_points": 5000, "seeds": 5, "iterations": {"engd": 60, "lbfgs": 200}, "evals": 10,
         "workers": 2,
     },
 }
