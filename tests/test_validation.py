@@ -446,7 +446,7 @@ def test_second_order_quick_writes_its_files_from_one_initial_network(results):
         assert r["status"] == "completed" and 0 < float(r["rel_l2"]) < 10
         n = prof["iterations"][r["optimizer"]]
         assert r["schedule"] == second_order_exp.schedules(r["optimizer"], n)[r["method"]]
-        assert all(st.endswith("@" + r["optimizer"]) for st in r["schedule"].split(","))
+        assert all(st.endswith("@" + second_order_exp.OPT_SPEC[r["optimizer"]][0]) for st in r["schedule"].split(","))
         assert int(r["planned_iterations"]) == n and 0 < int(r["iterations"]) <= n
         per_stage = [int(x) for x in r["stage_iterations"].split()]
         assert sum(per_stage) == int(r["iterations"])  # iterations actually run, per stage

@@ -512,7 +512,7 @@ def second_order_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, lis
                          f"on the other pairs only: {sub or 'none left'}.")
         mine = [r for r in runs if r["optimizer"] == opt]
         short = [r for r in mine if int(r["iterations"]) < int(r["planned_iterations"])]
-        if mine and opt == "engd":
+        if mine and opt.startswith("engd"):
             facts.append(f"{S.OPT_LABELS[opt]} stopped early (no step size lowered the loss) in {len(short)} of "
                          f"{len(mine)} runs" + (": " + ", ".join(
                              f"{r['problem']}/{r['loss']} {S.LABELS[r['method']]} seed {r['seed']} after "
@@ -533,7 +533,9 @@ def second_order_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, lis
     text = ["## 6. Does HRTA help a second-order optimizer?", "",
             "Theorem 3.1 is about the conditioning of the Gram matrix; a natural gradient removes it. Here the "
             "homotopy and relaxation stages are combined with the energy natural gradient (`@engd`, a Gauss-Newton "
-            "step in function space with a line search; a stage ends early when no step lowers the loss) and with "
+            "step in function space with the solver's default grid line search and no damping; a stage ends early "
+            "when no step lowers the loss), with the same ENGD under Levenberg-Marquardt damping (`engd_method = "
+            "'lm'`, 'ENGD (LM)') and with "
             "L-BFGS (`@lbfgs`, strong Wolfe, fresh at each stage), each against the same optimizer at s = 1 with "
             f"the same number of iterations, from the same initial network and points per seed. Problems/losses: "
             f"{', '.join(f'{p}/{l}' for p, l in cases)}; FNN {st['depth']} x {st['width']}, phi = tanh, the "

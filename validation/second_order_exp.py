@@ -32,7 +32,7 @@ from validation.pde_exp import param_hash
 PROFILES = {
     "quick": {
         "problems": [["poisson_1d", "pinn"]], "width": 16, "depth": 1, "points_1d": 60, "points": 100,
-        "boundary_points": 20, "test_points": 1000, "seeds": 1, "iterations": {"engd": 8, "lbfgs": 40},
+        "boundary_points": 20, "test_points": 1000, "seeds": 1, "iterations": {"engd": 8, "engd_lm": 8, "lbfgs": 40},
         "evals": 4, "workers": 1,
     },
     "full": {
@@ -42,25 +42,31 @@ PROFILES = {
         "problems": [["poisson_1d", "pinn"], ["poisson_2d_sin", "pinn"], ["poisson_disk", "pinn"],
                      ["poisson_1d", "ritz"]],
         "width": 32, "depth": 1, "points_1d": 200, "points": 400, "boundary_points": 100,
-        "test_points": 5000, "seeds": 5, "iterations": {"engd": 60, "lbfgs": 200}, "evals": 10,
+        "test_points": 5000, "seeds": 5, "iterations": {"engd": 60, "engd_lm": 60, "lbfgs": 200}, "evals": 10,
         "workers": 2,
     },
 }
-OPTIMIZERS = ("engd", "lbfgs")
+OPTIMIZERS = ("engd", "engd_lm", "lbfgs")
+#: per optimizer key: the schedule's ``@optimizer`` and the SolveConfig options it runs with. ``engd``
+#: is the solver's default ENGD (grid line search, damping 0: the pseudo-inverse); ``engd_lm`` the
+#: same energy natural gradient with Levenberg-Marquardt damping (``engd_method = "lm"``), added
+#: after the default stalled (accepted step sizes ~1e-7) on poisson_disk/pinn and poisson_1d/ritz
+OPT_SPEC = {"engd": ("engd", {}), "engd_lm": ("engd", {"engd_method": "lm"}), "lbfgs": ("lbfgs", {})}
 METHODS = ("fixed", "hrta_0.5", "hrta_1.5")
 VARIANTS = ("hrta_0.5", "hrta_1.5")
 LABELS = {"fixed": "s = 1", "hrta_0.5": "HRTA 0.5->1", "hrta_1.5": "HRTA 1->1.5"}
-OPT_LABELS = {"engd": "ENGD", "lbfgs": "L-BFGS"}
+OPT_LABELS = {"engd": "ENGD", "engd_lm": "ENGD (LM)", "lbfgs": "L-BFGS"}
 METRICS = ("rel_l2", "rel_h1_semi", "max_error", "final_loss", "seconds", "iterations")
 RUN_COLUMNS = ["problem", "loss", "optimizer", "method", "schedule", "seed", "rel_l2", "rel_h1_semi", "max_error",
                "final_loss", "seconds", "iterations", "planned_iterations", "stage_iterations", "switches",
                "status", "init_hash"]
-_COST = {"engd": 0.25, "lbfgs": 0.04}  # rough seconds per iteration at 400 points, to order tasks
+_COST = {"engd": 0.25, "engd_lm": 0.25, "lbfgs": 0.04}  # rough seconds per iteration at 400 points, to order tasks
 
 
 def schedules(optimizer: str, n: int) -> dict[str, str]:
     """The three schedules of one optimizer with ``n`` iterations in all (a quarter in stage 1)."""
     q = max(1, n // 4)
+    optimizer = OPT_SPEC[optimizer][0]
     return {"fixed": f"1:{n}@{optimizer}",
             "hrta_0.5": f"0.5:{q}@{optimizer},1:{n - q}@{optimizer}",
             "hrta_1.5": f"1:{q}@{optimizer},1.5:{n - q}@{optimizer}"}
@@ -73,7 +79,7 @@ def make_config(task: dict):
                        depth=task["depth"], phi="tanh", points=task["points"],
                        boundary_points=task["boundary_points"], sampler="random", test_points=task["test_points"],
                        eval_every=task["eval_every"], checkpoint_every=10**9, record_every=1, seed=task["seed"],
-                       dtype="float64", device="cpu")
+                       dtype="float64", device="cpu", **OPT_SPEC[task["optimizer"]][1])
 
 
 def task_fn(task: dict) -> dict:
