@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from validation import approx_exp, common as C, gd_exp, pde_exp, report, theorem_exp, ttt_exp  # noqa: E402
+from validation import approx_exp, common as C, gd_exp, pde_exp, report, second_order_exp, theorem_exp, ttt_exp  # noqa: E402
 from validation.training import Method, make_config, paper_methods, run_method  # noqa: E402
 
 METHODS = ["adam", "hrta_0.5", "hrta_1.5", "hrta_plateau"]
@@ -41,6 +41,8 @@ def results(tmp_path_factory):
         ttt_exp.run("quick", C.out_dir(str(root / "time-to-target-quick"), "time-to-target", "quick"), log=_quiet)
         pde_exp.run("quick", C.out_dir(str(root / "pde-quick"), "pde", "quick"), log=_quiet)
         gd_exp.run("quick", C.out_dir(str(root / "gd-quick"), "gd", "quick"), log=_quiet)
+        second_order_exp.run("quick", C.out_dir(str(root / "second-order-quick"), "second-order", "quick"),
+                             log=_quiet)
     finally:
         torch.set_num_threads(threads)  # the experiments run single-threaded; restore for other tests
     return root
@@ -290,7 +292,8 @@ def test_report_from_quick_results_contains_the_tables(results, tmp_path):
     output = tmp_path / "REPORT.md"
     text = report.build_report(results, "quick", output)
     for exp, name in (("approx-quick", "table1.md"), ("theorem-quick", "theorem.md"),
-                      ("time-to-target-quick", "time_to_target.md"), ("pde-quick", "pde.md"), ("gd-quick", "gd.md")):
+                      ("time-to-target-quick", "time_to_target.md"), ("pde-quick", "pde.md"), ("gd-quick", "gd.md"),
+                      ("second-order-quick", "second_order.md")):
         assert (results / exp / name).read_text().strip() in text
     # statements generated from the numbers
     runs = C.read_csv(results / "approx-quick" / "summary.csv")
@@ -314,7 +317,13 @@ def test_report_from_quick_results_contains_the_tables(results, tmp_path):
     assert "torch" in text and "cores" in text
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (output.parent / link).resolve().exists(), link
-    assert text.count("![") >= 5
+    assert text.count("![") >= 6
+    assert "## 6. Does HRTA help a second-order optimizer?" in text
+    for v in C.read_csv(results / "second-order-quick" / "verdicts.csv"):
+        opt, label = second_order_exp.OPT_LABELS[v["optimizer"]], second_order_exp.LABELS[v["method"]]
+        assert (f"Second-order optimizer {opt} (1 Poisson problem/loss pairs x 1 seeds, phi = tanh): {label} "
+                f"**{v['verdict']}** -- final relative L2 error lower than {opt} at s = 1 with the same iterations in "
+                f"{v['wins']} of {v['n']} seed-paired runs") in verdicts
 
 
 # --------------------------------------------------------------------------- gradient descent
@@ -419,4 +428,72 @@ def test_report_cli_marks_missing_experiments(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "R.md").read_text()
-    assert text.count("Not run") == 5
+    assert text.count("Not run") == 6
+
+
+# --------------------------------------------------------------------------- second-order optimizers
+def test_second_order_quick_writes_its_files_from_one_initial_network(results):
+    out = results / "second-order-quick"
+    prof = second_order_exp.PROFILES["quick"]
+    for name in ("runs.csv", "summary.csv", "same_init.csv", "verdicts.csv", "second_order.md", "manifest.json"):
+        assert (out / name).exists(), name
+    assert (out / "second_order.png").stat().st_size > 10_000
+    assert C.read_json(out / "manifest.json")["status"] == "completed"
+    runs = C.read_csv(out / "runs.csv")
+    expected = {(opt, m) for opt in second_order_exp.OPTIMIZERS for m in second_order_exp.METHODS}
+    assert {(r["optimizer"], r["method"]) for r in runs} == expected and len(runs) == len(expected)
+    for r in runs:
+        assert r["status"] == "completed" and 0 < float(r["rel_l2"]) < 10
+        n = prof["iterations"][r["optimizer"]]
+        assert r["schedule"] == second_order_exp.schedules(r["optimizer"], n)[r["method"]]
+        assert all(st.endswith("@" + second_order_exp.OPT_SPEC[r["optimizer"]][0]) for st in r["schedule"].split(","))
+        assert int(r["planned_iterations"]) == n and 0 < int(r["iterations"]) <= n
+        per_stage = [int(x) for x in r["stage_iterations"].split()]
+        assert sum(per_stage) == int(r["iterations"])  # iterations actually run, per stage
+        if r["optimizer"] == "lbfgs":  # L-BFGS never stops early here: the full budget
+            assert int(r["iterations"]) == n
+        loss = C.read_curve(out / "histories" / f"{second_order_exp.run_stem(r)}_loss.csv.gz")
+        assert int(loss["iteration"][-1]) == int(r["iterations"])
+    # same initial network (and points) for every optimizer and schedule of the seed
+    same = C.read_csv(out / "same_init.csv")
+    assert len(same) == 1 and same[0]["same_initial_network"] == "True" and int(same[0]["runs"]) == len(runs)
+    assert len({r["init_hash"] for r in runs}) == 1
+    summary = C.read_csv(out / "summary.csv")
+    for s in summary:
+        vals = [float(r[s["metric"]]) for r in runs if (r["optimizer"], r["method"]) == (s["optimizer"], s["method"])]
+        assert float(s["median"]) == pytest.approx(np.median(vals), rel=1e-12)
+
+
+def test_second_order_verdict_counts_come_from_the_rows(results):
+    runs = C.read_csv(results / "second-order-quick" / "runs.csv")
+    written = C.read_csv(results / "second-order-quick" / "verdicts.csv")
+    assert {(v["optimizer"], v["method"]) for v in written} == {(o, m) for o in second_order_exp.OPTIMIZERS
+                                                               for m in second_order_exp.VARIANTS}
+    for v in written:
+        base = next(float(r["rel_l2"]) for r in runs if (r["optimizer"], r["method"]) == (v["optimizer"], "fixed"))
+        mine = next(float(r["rel_l2"]) for r in runs if (r["optimizer"], r["method"]) == (v["optimizer"], v["method"]))
+        assert (int(v["wins"]), int(v["n"])) == (int(mine < base), 1)
+        assert float(v["median_ratio_rel_l2"]) == pytest.approx(mine / base)
+
+    # synthetic rows: HRTA 0.5->1 lower in 4 of 5 seeds by half, HRTA 1->1.5 higher in every seed
+    def row(method, seed, err, hash_="h"):
+        return {"problem": "p", "loss": "pinn", "optimizer": "engd", "method": method, "seed": seed, "rel_l2": err,
+                "seconds": 1.0, "iterations": 10, "status": "completed", "init_hash": hash_}
+
+    rows = []
+    for seed in range(5):
+        rows += [row("fixed", seed, 1.0), row("hrta_0.5", seed, 0.5 if seed else 2.0), row("hrta_1.5", seed, 1.2)]
+    got = {v["method"]: v for v in second_order_exp.verdicts(rows)}
+    assert (got["hrta_0.5"]["wins"], got["hrta_0.5"]["n"], got["hrta_0.5"]["verdict"]) == (4, 5, "helps")
+    assert got["hrta_0.5"]["median_ratio_rel_l2"] == pytest.approx(0.5)
+    assert (got["hrta_1.5"]["wins"], got["hrta_1.5"]["verdict"]) == (0, "does not help")
+    # the comparison inverted (HRTA and baseline swapped) inverts the verdict
+    swapped = [{**r, "method": {"fixed": "hrta_0.5", "hrta_0.5": "fixed"}.get(r["method"], r["method"])} for r in rows]
+    inv = {v["method"]: v for v in second_order_exp.verdicts(swapped)}["hrta_0.5"]
+    assert (inv["wins"], inv["verdict"]) == (1, "does not help") and inv["median_ratio_rel_l2"] == pytest.approx(2.0)
+    # a failed run is left out of the pairing; a different initial network is flagged
+    rows[1] = {**rows[1], "status": "nonfinite"}
+    assert {v["method"]: v for v in second_order_exp.verdicts(rows)}["hrta_0.5"]["n"] == 4
+    rows[0] = {**rows[0], "init_hash": "other"}
+    flags = {r["seed"]: r["same_initial_network"] for r in second_order_exp.same_init(rows)}
+    assert flags == {0: False, 1: True, 2: True, 3: True, 4: True}

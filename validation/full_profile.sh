@@ -11,5 +11,6 @@ done_ theorem || $PY validation/run.py theorem --profile full > $R/theorem-full.
 done_ time-to-target || $PY validation/run.py time-to-target --profile full > $R/time-to-target-full.log 2>&1
 done_ gd || $PY validation/run.py gd --profile full > $R/gd-full.log 2>&1
 done_ pde || $PY validation/run.py pde --profile full > $R/pde-full.log 2>&1
+done_ second-order || $PY validation/run.py second-order --profile full --resume > $R/second-order-full.log 2>&1
 $PY validation/run.py approx --profile full --resume >> $R/approx-full.log 2>&1
 $PY validation/run.py report --profile full > $R/report-full.log 2>&1

@@ -5,6 +5,7 @@
     python validation/run.py pde             --profile quick|full [--out DIR] [--seeds N] [--workers N] [--resume]
     python validation/run.py time-to-target  --profile quick|full [--out DIR] [--seeds N] [--workers N]
     python validation/run.py gd              --profile quick|full [--out DIR] [--seeds N] [--workers N]
+    python validation/run.py second-order    --profile quick|full [--out DIR] [--seeds N] [--workers N] [--resume]
     python validation/run.py report          [--profile full|quick] [--results DIR] [--output FILE]
 
 Results go to ``validation/results/<experiment>-<profile>`` unless ``--out`` is given.
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``validation`` and ``hrta_pde`` importable
     sys.path.insert(0, str(ROOT))
 
-EXPERIMENTS = ("approx", "theorem", "pde", "time-to-target", "gd")
+EXPERIMENTS = ("approx", "theorem", "pde", "time-to-target", "gd", "second-order")
 
 
 def _log(msg: str) -> None:
@@ -37,11 +38,11 @@ def main(argv=None) -> int:
         if name != "theorem":
             p.add_argument("--workers", type=int, default=None,
                            help="worker processes, one thread each (default: 1 quick, 2 full)")
-        if name in ("approx", "time-to-target", "pde", "gd"):
+        if name in ("approx", "time-to-target", "pde", "gd", "second-order"):
             p.add_argument("--seeds", type=int, default=None, help="override the profile's number of seeds")
-        if name in ("approx", "pde"):
+        if name in ("approx", "pde", "second-order"):
             p.add_argument("--resume", action="store_true", help="keep completed runs of an earlier call")
-        if name == "approx":
+        if name in ("approx", "second-order"):
             p.add_argument("--tables-only", action="store_true",
                            help="train nothing: tabulate the completed runs already in --out (after an interrupted run)")
     p = sub.add_parser("report")
@@ -88,6 +89,14 @@ def main(argv=None) -> int:
         from validation import gd_exp
 
         gd_exp.run(args.profile, out, seeds=args.seeds, workers=args.workers, log=_log)
+    elif args.command == "second-order":
+        from validation import second_order_exp
+
+        if args.tables_only:
+            second_order_exp.tables_only(args.profile, out, seeds=args.seeds, log=_log)
+        else:
+            second_order_exp.run(args.profile, out, seeds=args.seeds, workers=args.workers, resume=args.resume,
+                                 log=_log)
     _log(f"results in {out}")
     return 0
 

@@ -1,0 +1,378 @@
+"""Experiment ``second-order``: does HRTA help a second-order optimizer? (issue 9, item 5)
+
+Theorem 3.1 is about the conditioning of the Gram matrix; an energy natural gradient (ENGD, a
+Gauss-Newton step in function space) removes that conditioning, and L-BFGS builds its own curvature
+model. So the homotopy (s = 0.5 -> 1) and relaxation (s = 1 -> 1.5) stages are measured here with
+``@engd`` and ``@lbfgs`` stages, each against the same optimizer at fixed s = 1 with the same
+number of iterations::
+
+    fixed     1:N@X
+    hrta_0.5  0.5:N/4@X,1:3N/4@X
+    hrta_1.5  1:N/4@X,1.5:3N/4@X
+
+through ``hrta_pde.solve`` (FNN, phi = tanh, the solver's default data-dependent ``init="domain"``).
+Within a (problem, loss, seed) every run starts from the same points and initial network (the
+solver's ``Setup`` depends only on the seed); each row records a hash of the initial parameters and
+``same_init.csv`` checks it. An ENGD stage ends early when no step size lowers the loss, so the
+iterations actually run are recorded (in total and per stage) next to the planned ones.
+
+The verdict per (optimizer, HRTA variant) counts, seed by seed over all (problem, loss, seed), the
+runs whose final relative L2 error is strictly lower than the fixed-s run's (:func:`verdicts`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from validation import common as C
+from validation.pde_exp import param_hash
+
+PROFILES = {
+    "quick": {
+        "problems": [["poisson_1d", "pinn"]], "width": 16, "depth": 1, "points_1d": 60, "points": 100,
+        "boundary_points": 20, "test_points": 1000, "seeds": 1, "iterations": {"engd": 8, "engd_lm": 8, "lbfgs": 40},
+        "evals": 4, "workers": 1,
+    },
+    "full": {
+        # one run is ~5-30 s on one shared core: ENGD's step costs a (rows x params) Jacobian and an
+        # eigendecomposition, 60 steps; L-BFGS 200 steps with a strong-Wolfe line search (400 were
+        # planned; at 25-45 s per 2-D run the 120 runs would not have fitted in 30 minutes)
+        "problems": [["poisson_1d", "pinn"], ["poisson_2d_sin", "pinn"], ["poisson_disk", "pinn"],
+                     ["poisson_1d", "ritz"]],
+        "width": 32, "depth": 1, "points_1d": 200, "points": 400, "boundary_points": 100,
+        "test_points": 5000, "seeds": 5, "iterations": {"engd": 60, "engd_lm": 60, "lbfgs": 200}, "evals": 10,
+        "workers": 2,
+    },
+}
+OPTIMIZERS = ("engd", "engd_lm", "lbfgs")
+#: per optimizer key: the schedule's ``@optimizer`` and the SolveConfig options it runs with. ``engd``
+#: is the solver's default ENGD (grid line search, damping 0: the pseudo-inverse); ``engd_lm`` the
+#: same energy natural gradient with Levenberg-Marquardt damping (``engd_method = "lm"``), added
+#: after the default stalled (accepted step sizes ~1e-7) on poisson_disk/pinn and poisson_1d/ritz
+OPT_SPEC = {"engd": ("engd", {}), "engd_lm": ("engd", {"engd_method": "lm"}), "lbfgs": ("lbfgs", {})}
+METHODS = ("fixed", "hrta_0.5", "hrta_1.5")
+VARIANTS = ("hrta_0.5", "hrta_1.5")
+LABELS = {"fixed": "s = 1", "hrta_0.5": "HRTA 0.5->1", "hrta_1.5": "HRTA 1->1.5"}
+OPT_LABELS = {"engd": "ENGD", "engd_lm": "ENGD (LM)", "lbfgs": "L-BFGS"}
+METRICS = ("rel_l2", "rel_h1_semi", "max_error", "final_loss", "seconds", "iterations")
+RUN_COLUMNS = ["problem", "loss", "optimizer", "method", "schedule", "seed", "rel_l2", "rel_h1_semi", "max_error",
+               "final_loss", "seconds", "iterations", "planned_iterations", "stage_iterations", "switches",
+               "status", "init_hash"]
+_COST = {"engd": 0.25, "engd_lm": 0.25, "lbfgs": 0.04}  # rough seconds per iteration at 400 points, to order tasks
+
+
+def schedules(optimizer: str, n: int) -> dict[str, str]:
+    """The three schedules of one optimizer with ``n`` iterations in all (a quarter in stage 1)."""
+    q = max(1, n // 4)
+    optimizer = OPT_SPEC[optimizer][0]
+    return {"fixed": f"1:{n}@{optimizer}",
+            "hrta_0.5": f"0.5:{q}@{optimizer},1:{n - q}@{optimizer}",
+            "hrta_1.5": f"1:{q}@{optimizer},1.5:{n - q}@{optimizer}"}
+
+
+def make_config(task: dict):
+    from hrta_pde.solve import SolveConfig
+
+    return SolveConfig(loss=task["loss"], schedule=task["schedule"], net="fnn", width=task["width"],
+                       depth=task["depth"], phi="tanh", points=task["points"],
+                       boundary_points=task["boundary_points"], sampler="random", test_points=task["test_points"],
+                       eval_every=task["eval_every"], checkpoint_every=10**9, record_every=1, seed=task["seed"],
+                       dtype="float64", device="cpu", **OPT_SPEC[task["optimizer"]][1])
+
+
+def task_fn(task: dict) -> dict:
+    from hrta_pde.problem import builtin_problem
+    from hrta_pde.solve import Setup, solve
+
+    problem = builtin_problem(task["problem"])
+    cfg = make_config(task)
+    setup = Setup(problem, cfg)
+    init = param_hash(setup.net)
+    res = solve(problem, cfg, setup=setup, log=lambda *a: None)
+    h = res.history
+    stages = h.column("stage")
+    n_stages = len(task["schedule"].split(","))
+    per_stage = [sum(1 for s in stages if int(s) == k + 1) for k in range(n_stages)]  # record_every = 1
+    return {**{k: task[k] for k in ("problem", "loss", "optimizer", "method", "schedule", "seed")},
+            **{m: res.metrics.get(m) for m in METRICS}, "status": res.metrics["status"],
+            "planned_iterations": task["planned_iterations"], "stage_iterations": per_stage,
+            "switches": list(h.switches), "init_hash": init,
+            "history": {"iteration": h.column("iteration"), "loss": h.column("loss")},
+            "errors": [(e["iteration"], e["rel_l2"]) for e in h.evaluations]}
+
+
+def tasks_of(prof: dict, seeds: int | None) -> list[dict]:
+    from hrta_pde.problem import builtin_problem
+
+    tasks = []
+    for problem, loss in prof["problems"]:
+        points = prof["points_1d"] if builtin_problem(problem).dim == 1 else prof["points"]
+        for seed in range(seeds or prof["seeds"]):
+            for opt in OPTIMIZERS:
+                n = prof["iterations"][opt]
+                for method, sched in schedules(opt, n).items():
+                    tasks.append({"problem": problem, "loss": loss, "optimizer": opt, "method": method,
+                                  "schedule": sched, "seed": seed, "planned_iterations": n,
+                                  "width": prof["width"], "depth": prof["depth"], "points": points,
+                                  "boundary_points": prof["boundary_points"], "test_points": prof["test_points"],
+                                  "eval_every": max(1, n // prof["evals"])})
+    return tasks
+
+
+def _cost(t: dict) -> float:
+    return t["planned_iterations"] * _COST[t["optimizer"]] * t["points"] / 400
+
+
+def _key(t: dict) -> tuple:
+    return (t["problem"], t["loss"], t["optimizer"], t["method"], int(t["seed"]), t["schedule"])
+
+
+def run_stem(t: dict) -> str:
+    return f"{t['problem']}_{t['loss']}_{t['optimizer']}_{t['method']}_seed{t['seed']}"
+
+
+def _ints(text) -> list[int]:
+    return [int(x) for x in str(text).split()]
+
+
+def load_done(out: Path) -> dict[tuple, dict]:
+    """Completed rows of an earlier call's ``runs.csv`` whose curve files exist (``--resume``)."""
+    path = out / "runs.csv"
+    if not path.exists():
+        return {}
+    done = {}
+    for r in C.read_csv(path):
+        if r["status"] != "completed":
+            continue
+        if not all((out / "histories" / f"{run_stem(r)}_{kind}.csv.gz").exists() for kind in ("loss", "errors")):
+            continue
+        row = {**r, "seed": int(r["seed"]), "planned_iterations": int(r["planned_iterations"]),
+               "switches": _ints(r["switches"]), "stage_iterations": _ints(r["stage_iterations"])}
+        for m in METRICS:
+            row[m] = float(r[m]) if r[m] not in ("", None) else math.nan
+        row["iterations"] = int(row["iterations"])
+        done[_key(row)] = row
+    return done
+
+
+def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int | None = None,
+        resume: bool = False, log=print) -> dict:
+    prof = PROFILES[profile_name]
+    workers = workers or prof["workers"]
+    (out / "histories").mkdir(parents=True, exist_ok=True)
+    # seed by seed (an interrupted call leaves whole seeds), longest first within a seed
+    tasks = sorted(tasks_of(prof, seeds), key=lambda t: (t["seed"], -_cost(t)))
+    manifest = C.Manifest(out, "second-order", profile_name, {
+        **{k: v for k, v in prof.items() if k != "workers"}, "seeds": seeds or prof["seeds"],
+        "seeds_override": seeds, "workers": workers, "phi": "tanh", "net": "fnn", "init": "domain",
+        "sampler": "random", "dtype": "float64",
+        "schedules": {opt: schedules(opt, prof["iterations"][opt]) for opt in OPTIMIZERS}})
+    done = load_done(out) if resume else {}
+    done = {k: v for k, v in done.items() if k in {_key(t) for t in tasks}}
+    todo = [t for t in tasks if _key(t) not in done]
+    log(f"second-order ({profile_name}): {len(tasks)} runs ({len(done)} already done), {workers} worker(s)")
+
+    so_far = list(done.values())
+
+    def on_result(task, r):
+        hist, errs = r.pop("history"), r.pop("errors")
+        stem = run_stem(r)
+        C.write_curve(out / "histories" / f"{stem}_loss.csv.gz", ["iteration", "loss"],
+                      zip(hist["iteration"], hist["loss"]))
+        C.write_curve(out / "histories" / f"{stem}_errors.csv.gz", ["iteration", "rel_l2"], errs)
+        so_far.append(r)  # runs.csv after every run: an interrupted call keeps its rows (--resume, --tables-only)
+        C.write_csv(out / "runs.csv", so_far, RUN_COLUMNS)
+
+    rows = (C.run_tasks(task_fn, todo, workers, on_result=on_result, log=log) if todo else []) + list(done.values())
+    rows.sort(key=lambda r: (r["problem"], r["loss"], r["optimizer"], r["method"], r["seed"]))
+    return finish(out, rows, prof, manifest, kept=len(done), planned=len(tasks), log=log)
+
+
+def tables_only(profile_name: str, out: Path, *, seeds: int | None = None, log=print) -> dict:
+    """Train nothing: tabulate the completed runs in ``out/runs.csv`` (after an interrupted call).
+    Fewer runs than the profile plans give the status ``partial`` (the report labels it)."""
+    prof = PROFILES[profile_name]
+    planned = len(tasks_of(prof, seeds))
+    rows = sorted(load_done(out).values(), key=lambda r: (r["problem"], r["loss"], r["optimizer"], r["method"],
+                                                          r["seed"]))
+    manifest = C.Manifest(out, "second-order", profile_name, {
+        **{k: v for k, v in prof.items() if k != "workers"}, "seeds": seeds or prof["seeds"],
+        "seeds_override": seeds, "phi": "tanh", "net": "fnn", "init": "domain", "sampler": "random",
+        "dtype": "float64", "schedules": {opt: schedules(opt, prof["iterations"][opt]) for opt in OPTIMIZERS}})
+    return finish(out, rows, prof, manifest, kept=len(rows), planned=planned,
+                  status="completed" if len(rows) == planned else "partial", log=log)
+
+
+def finish(out: Path, rows: list[dict], prof: dict, manifest: C.Manifest, *, kept: int = 0,
+           planned: int | None = None, status: str = "completed", log=print) -> dict:
+    """Write the tables, Markdown and figures of ``rows`` (also used for partial results)."""
+    C.write_csv(out / "runs.csv", rows, RUN_COLUMNS)
+    same = same_init(rows)
+    C.write_csv(out / "same_init.csv", same, ["problem", "loss", "seed", "runs", "same_initial_network"])
+    summary = summarize(rows)
+    C.write_csv(out / "summary.csv", summary, ["problem", "loss", "optimizer", "method", "metric", "n", "median",
+                                               "min", "max"])
+    verdict_rows = verdicts(rows)
+    C.write_csv(out / "verdicts.csv", verdict_rows, VERDICT_COLUMNS)
+    C.write_text(out / "second_order.md", markdown(summary, verdict_rows, rows))
+    figures = plot(out, rows)
+    manifest.finish(status=status, figures=[p.name for p in figures],
+                    failed_runs=sum(r["status"] != "completed" for r in rows), runs_kept_from_earlier_call=kept,
+                    runs_done=len(rows), runs_planned=planned if planned is not None else len(rows))
+    log((out / "second_order.md").read_text())
+    return {"rows": rows, "summary": summary, "verdicts": verdict_rows, "figures": figures, "same_init": same}
+
+
+def same_init(rows: list[dict]) -> list[dict]:
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["problem"], r["loss"], int(r["seed"])), []).append(r["init_hash"])
+    return [{"problem": k[0], "loss": k[1], "seed": k[2], "runs": len(v), "same_initial_network": len(set(v)) == 1}
+            for k, v in sorted(groups.items())]
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    keys = sorted({(r["problem"], r["loss"], r["optimizer"], r["method"]) for r in rows})
+    out = []
+    for k in keys:
+        mine = [r for r in rows if (r["problem"], r["loss"], r["optimizer"], r["method"]) == k]
+        for metric in METRICS:
+            med, lo, hi, n = C.med_min_max(float(r[metric]) for r in mine)
+            out.append({"problem": k[0], "loss": k[1], "optimizer": k[2], "method": k[3], "metric": metric,
+                        "n": n, "median": med, "min": lo, "max": hi})
+    return out
+
+
+VERDICT_COLUMNS = ["optimizer", "method", "wins", "n", "median_ratio_rel_l2", "median_ratio_seconds",
+                   "median_ratio_iterations", "verdict"]
+
+
+def pairs(rows: list[dict], optimizer: str, method: str, metric: str = "rel_l2") -> list[tuple[float, float]]:
+    """``(HRTA value, fixed-s value)`` per (problem, loss, seed) where both runs completed."""
+    base = {(r["problem"], r["loss"], int(r["seed"])): float(r[metric]) for r in rows
+            if r["optimizer"] == optimizer and r["method"] == "fixed" and r["status"] == "completed"}
+    out = []
+    for r in rows:
+        if r["optimizer"] != optimizer or r["method"] != method or r["status"] != "completed":
+            continue
+        b = base.get((r["problem"], r["loss"], int(r["seed"])))
+        if b is not None and math.isfinite(b) and math.isfinite(float(r[metric])):
+            out.append((float(r[metric]), b))
+    return out
+
+
+def _median_ratio(p) -> float:
+    ratios = [a / b for a, b in p if b > 0]
+    return float(np.median(ratios)) if ratios else math.nan
+
+
+def verdicts(rows: list[dict]) -> list[dict]:
+    """Per (optimizer, HRTA variant): wins = seed-paired runs with a strictly lower final relative L2
+    error than the same optimizer at s = 1, n = paired runs, the median of the per-seed ratios, and
+    the report's verdict word."""
+    from validation.report import _verdict
+
+    out = []
+    for opt in OPTIMIZERS:
+        for meth in VARIANTS:
+            p = pairs(rows, opt, meth)
+            if not p:
+                continue
+            k = sum(a < b for a, b in p)
+            ratio = _median_ratio(p)
+            out.append({"optimizer": opt, "method": meth, "wins": k, "n": len(p), "median_ratio_rel_l2": ratio,
+                        "median_ratio_seconds": _median_ratio(pairs(rows, opt, meth, "seconds")),
+                        "median_ratio_iterations": _median_ratio(pairs(rows, opt, meth, "iterations")),
+                        "verdict": _verdict(k, len(p), ratio)})
+    return out
+
+
+def _look(summary, problem, loss, opt, method, metric):
+    for s in summary:
+        if (s["problem"], s["loss"], s["optimizer"], s["method"], s["metric"]) == (problem, loss, opt, method, metric):
+            return s
+    return None
+
+
+def _cell(s) -> str:
+    if s is None or int(s["n"]) == 0:
+        return "n/a"
+    return f"{C.fmt(float(s['median']))} [{C.fmt(float(s['min']))}, {C.fmt(float(s['max']))}]"
+
+
+def _num(s, digits: int = 1) -> str:
+    return "n/a" if s is None or int(s["n"]) == 0 else f"{float(s['median']):.{digits}f}"
+
+
+def markdown(summary: list[dict], verdict_rows: list[dict], rows: list[dict]) -> str:
+    parts = []
+    header = ["optimizer", "HRTA variant", "lower rel. L2 than s = 1 (seed-paired)", "median ratio rel. L2",
+              "median ratio seconds", "median ratio iterations run", "verdict"]
+    parts.append("#### Verdicts: HRTA vs the same optimizer at s = 1 (per seed, final relative L2 error)\n\n"
+                 + C.markdown_table(header, [[OPT_LABELS[v["optimizer"]], LABELS[v["method"]],
+                                              f"{v['wins']} of {v['n']}", f"{float(v['median_ratio_rel_l2']):.3g}",
+                                              f"{float(v['median_ratio_seconds']):.3g}",
+                                              f"{float(v['median_ratio_iterations']):.3g}", v["verdict"]]
+                                             for v in verdict_rows]))
+    cases = sorted({(r["problem"], r["loss"]) for r in rows})
+    seeds = len({int(r["seed"]) for r in rows})
+    for opt in OPTIMIZERS:
+        sched = sorted({(r["method"], r["schedule"]) for r in rows if r["optimizer"] == opt},
+                       key=lambda x: METHODS.index(x[0]))
+        if not sched:
+            continue
+        header = ["problem / loss"] + [f"{LABELS[m]} rel. L2" for m, _ in sched] \
+            + [f"{LABELS[m]} rel. H1 semi" for m, _ in sched] \
+            + [f"{LABELS[m]} iterations run" for m, _ in sched] + [f"{LABELS[m]} seconds" for m, _ in sched]
+        body = []
+        for p, loss in cases:
+            body.append([f"{p} / {loss}"] + [_cell(_look(summary, p, loss, opt, m, "rel_l2")) for m, _ in sched]
+                        + [_cell(_look(summary, p, loss, opt, m, "rel_h1_semi")) for m, _ in sched]
+                        + [_num(_look(summary, p, loss, opt, m, "iterations"), 0) for m, _ in sched]
+                        + [_num(_look(summary, p, loss, opt, m, "seconds")) for m, _ in sched])
+        wins = []
+        for p, loss in cases:
+            for m in VARIANTS:
+                pp = [x for x in pairs([r for r in rows if (r["problem"], r["loss"]) == (p, loss)], opt, m)]
+                wins.append(f"{p}/{loss} {LABELS[m]}: {sum(a < b for a, b in pp)} of {len(pp)}")
+        parts.append(f"#### {OPT_LABELS[opt]}: " + ", ".join(f"{LABELS[m]} `{s}`" for m, s in sched)
+                     + f"; median [min, max] over {seeds} seed(s) (iterations run and seconds: medians)\n\n"
+                     + C.markdown_table(header, body)
+                     + "\n\nSeed-paired wins on final relative L2 error: " + "; ".join(wins) + ".")
+    return "\n\n".join(parts)
+
+
+def _curves(out: Path, rows, problem, loss, opt, method):
+    mine = [r for r in rows if (r["problem"], r["loss"], r["optimizer"], r["method"]) == (problem, loss, opt, method)]
+    cs = [C.read_curve(out / "histories" / f"{run_stem(r)}_errors.csv.gz") for r in mine]
+    cs = [c for c in cs if len(c["iteration"])]
+    if not cs:
+        return None, None
+    n = min(len(c["iteration"]) for c in cs)  # an ENGD run that stopped early has fewer evaluations
+    return cs[0]["iteration"][:n], np.array([c["rel_l2"][:n] for c in cs])
+
+
+def plot(out: Path, rows: list[dict]) -> list[Path]:
+    cases = sorted({(r["problem"], r["loss"]) for r in rows})
+    if not cases:
+        return []
+    fig, axes = C.figure(len(OPTIMIZERS), len(cases), size=(4.2, 3.3))
+    styles = {"fixed": "--", "hrta_0.5": "-", "hrta_1.5": ":"}
+    for i, opt in enumerate(OPTIMIZERS):
+        for j, (p, loss) in enumerate(cases):
+            ax = axes[i, j]
+            for k, m in enumerate(METHODS):
+                x, y = _curves(out, rows, p, loss, opt, m)
+                if x is not None:
+                    ax.plot(x, np.median(y, axis=0), ls=styles[m], color=f"C{k}", lw=1.3,
+                            label=f"{LABELS[m]} (median of {y.shape[0]})")
+            ax.set_yscale("log")
+            ax.set_title(f"{p} / {loss}, {OPT_LABELS[opt]}", fontsize=9)
+            ax.set_xlabel(f"{OPT_LABELS[opt]} iteration")
+            ax.set_ylabel("relative L2 (test points)")
+            ax.grid(True, alpha=0.3)
+            if j == 0:
+                ax.legend(fontsize=7)
+    return [C.save_figure(fig, out / "second_order.png")]
