@@ -34,6 +34,7 @@ CASES = {
     "sin_sobolev_adam": ("poisson_2d_sin", {"loss": "sobolev", "schedule": "1:6000", **OLD_ADAM}, 1e-7, 60),
     "sin_pinn_adam": ("poisson_2d_sin", {"loss": "pinn", "schedule": "1:2000", **OLD_ADAM}, 1e-7, 60),
     "sin_ritz_adam": ("poisson_2d_sin", {"loss": "ritz", "schedule": "1:4000", **OLD_ADAM}, 1e-6, 60),
+    "sin_ritz_adam_tanh": ("poisson_2d_sin", {"loss": "ritz", "schedule": "1:4000"}, 1e-6, 60),
     "disk_pinn_engd": ("poisson_disk", {"loss": "pinn"}, 1e-6, 300),
     "annulus_pinn_engd": ("poisson_annulus", {"loss": "pinn"}, 1e-6, 300),
     "cube_pinn_engd": ("poisson_3d_cube", {"loss": "pinn"}, 1e-6, 300),

@@ -439,9 +439,9 @@ def engd_update(params: list[torch.Tensor], jacobian: Callable[[], torch.Tensor]
     """One ENGD step from the gradients in ``p.grad``; returns ``(step size or damping, new loss)``.
 
     ``options.method == "linesearch"``: ``d = (G + mu I)^+ grad`` with the fixed ``mu =
-    options.damping``, then the grid line search (returns ``eta``); when no step size lowers the
-    loss, the damped directions of :data:`LM_GRID` are searched in turn, and ``eta = 0`` (the
-    parameters unchanged: converged) only if none lowers it. ``"lm"``: Levenberg-Marquardt, the full step ``eta = 1`` with the damping
+    options.damping``, then the grid line search (returns ``eta``); when it accepts only a step
+    shorter than :data:`SHORT_STEP`, the damped directions of :data:`LM_GRID` are searched too and
+    the lowest loss is kept; ``eta = 0`` (the parameters unchanged: converged) only if none lowers it. ``"lm"``: Levenberg-Marquardt, the full step ``eta = 1`` with the damping
     ``mu = rho * trace(G) / P`` adapted in ``state["rho"]``: divided by 3 after a step that lowers
     the loss, multiplied by 4 (and the step retried, at most 12 times) after one that does not
     (returns ``rho``; 0 steps leave the parameters unchanged and return ``nan``).
@@ -449,16 +449,27 @@ def engd_update(params: list[torch.Tensor], jacobian: Callable[[], torch.Tensor]
     g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
     solver = GramSolver(jacobian(), g, options.rcond)
     if options.method == "linesearch":
+        start = [p.detach().clone() for p in params]
         eta, value = line_search(params, _split(solver.direction(options.damping), params), loss_at, loss0,
                                  options.halvings)
-        for rho in LM_GRID[1:] if eta == 0.0 else ():
-            # no step size lowered the loss: a stationary point of the Gauss-Newton model, or a
-            # direction ruined by rounding; damped directions lean towards the gradient
-            eta, value = line_search(params, _split(solver.direction(rho * solver.mean_eigenvalue), params),
-                                     loss_at, loss0, options.halvings)
-            if eta > 0.0:
-                break
-        return eta, value
+        if eta >= SHORT_STEP:
+            return eta, value
+        # Only a short step (or none) lowered the loss: far from the minimiser the Gauss-Newton model
+        # is poor (the loss may even curve downwards), and damped directions, which lean towards the
+        # gradient, make more progress. Keep the best of them and of the undamped step.
+        best = (value, eta, [p.detach().clone() for p in params])
+        for rho in LM_GRID[1:]:
+            with torch.no_grad():
+                for p, p0 in zip(params, start):
+                    p.copy_(p0)
+            e, v = line_search(params, _split(solver.direction(rho * solver.mean_eigenvalue), params),
+                               loss_at, loss0, options.halvings)
+            if e > 0.0 and v < best[0]:
+                best = (v, e, [p.detach().clone() for p in params])
+        with torch.no_grad():
+            for p, q in zip(params, best[2]):
+                p.copy_(q)
+        return best[1], best[0]
     start = [p.detach().clone() for p in params]
     best_rho, best_loss = math.nan, loss0
     for rho in LM_GRID:
@@ -475,6 +486,9 @@ def engd_update(params: list[torch.Tensor], jacobian: Callable[[], torch.Tensor]
             p.copy_(p0 if math.isnan(best_rho) else p0 - dp)
     return best_rho, best_loss
 
+
+#: Below this step size the line search also tries the damped directions of :data:`LM_GRID`.
+SHORT_STEP = 2.0**-8
 
 #: Relative dampings ``rho`` (``mu = rho * trace(G) / P``) that the ``lm`` step tries, full steps.
 LM_GRID = (0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2, 1.0)

@@ -1990,7 +1990,8 @@ def _check_derived_boundary_data(problem, cond, xb, nb) -> None:
         if cond.kind == "dirichlet" and "g" not in cond.written:
             what, values = "Dirichlet data g = u", problem.u_numpy(xb)
         elif cond.kind != "dirichlet" and "h" not in cond.written:
-            what = "Neumann data h = a du/dn" if cond.kind == "neumann" else "Robin data h = a du/dn + alpha u"
+            flux = "a du/dn" if problem.has_coefficient else "du/dn"
+            what = f"Neumann data h = {flux}" if cond.kind == "neumann" else f"Robin data h = {flux} + alpha u"
             values = problem.a_numpy(xb) * np.einsum("ij,ij->i", problem.grad_u_numpy(xb), nb)
         else:
             return

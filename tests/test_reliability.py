@@ -160,10 +160,10 @@ def test_solver_table_types_are_checked(solver, fragment, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["solve", "poisson_1d", "--width", "1000000"], "lower --width or --depth"),
+    (["solve", "poisson_1d", "--width", "1000000", "--depth", "3"], "lower --width or --depth"),
     (["solve", "poisson_1d", "--points", "1e9"], "lower --points"),
     (["solve", "poisson_1d", "--test-points", "1e9"], "lower --test-points"),
-    (["compare", "poisson_1d", "--width", "1000000"], "lower --width or --depth"),
+    (["compare", "poisson_1d", "--width", "1000000", "--depth", "3"], "lower --width or --depth"),
     (["approx", "--width", "1e10"], "lower --"),
     (["ntk", "--widths", "1e11"], "lower --widths"),
 ])
