@@ -24,7 +24,7 @@ import torch
 from hrta_pde.problem import builtin_problem
 from hrta_pde.solve import SolveConfig, solve
 
-OLD_ADAM = {"phi": "relu3", "width": 64, "depth": 3, "points": 2000, "boundary_points": 400}
+OLD_ADAM = {"phi": "relu3", "width": 64, "depth": 3, "points": 2000, "boundary_points": 400, "init": "glorot"}
 
 #: name -> (problem, settings different from the solver's defaults, target rel. L2, time limit [s])
 CASES = {

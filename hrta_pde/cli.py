@@ -133,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="clear Adam's state at each stage switch")
         sp.add_argument("--net", choices=["fnn", "paper"], default=None,
                         help="fnn: DeepXDE FNN, Glorot init (default); paper: N(0,1) init, NTK scaling")
-        sp.add_argument("--init", choices=["domain", "glorot"], default=None,
+        sp.add_argument("--init", choices=["auto", "domain", "glorot"], default=None,
                         help="FNN initialisation: domain (first-layer transitions through the domain, "
-                        "unit-scale pre-activations on the training points; default) or glorot (DeepXDE's)")
+                        "unit-scale pre-activations on the training points), glorot (DeepXDE's), or auto "
+                        "(default: domain for tanh and sin, glorot for relu^k)")
         sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 32)")
         sp.add_argument("--depth", type=_positive_int, default=None, help="hidden layers (default 1)")
         sp.add_argument("--phi", default=None, help="target activation phi: tanh (default), relu3, relu2, relu, sin")

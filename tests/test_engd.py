@@ -253,7 +253,8 @@ def test_domain_init_starts_with_unit_scale_layers_and_a_non_vanishing_output(ph
     from hrta_pde.solve import INIT_PREACTIVATION_STD, Setup
 
     problem = builtin_problem("poisson_lshape")
-    cfg = SolveConfig(loss="ritz", phi=phi, width=64, depth=3, points=500, boundary_points=100, device="cpu")
+    cfg = SolveConfig(loss="ritz", phi=phi, width=64, depth=3, points=500, boundary_points=100, device="cpu",
+                      init="domain")
     setup = Setup(problem, cfg)
     net, x = setup.net, setup.x
     h = x
