@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="FNN initialisation: domain (first-layer transitions through the domain, "
                         "unit-scale pre-activations on the training points), glorot (DeepXDE's), or auto "
                         "(default: domain for tanh and sin, glorot for relu^k)")
-        sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 32)")
+        sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 64)")
         sp.add_argument("--depth", type=_positive_int, default=None, help="hidden layers (default 1)")
         sp.add_argument("--phi", default=None, help="target activation phi: tanh (default), relu3, relu2, relu, sin")
         sp.add_argument("--points", type=_positive_int, default=None, help="interior training points (default 1000)")

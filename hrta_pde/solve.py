@@ -31,9 +31,9 @@ from hrta_pde.train import Hooks, Position, StageOptimizers, TrainResult, train
 
 #: Default schedules: one stage of the energy natural gradient at s = 1 for every loss (it ends
 #: early when no step lowers the loss). Measured on 2 shared CPU cores (benchmarks/README.md,
-#: "Accuracy per second"): with the defaults below PINN reached relative L2 8e-8..8e-5 on
-#: poisson_2d_sin in 80 steps over seeds 0-2, where the old Adam defaults stalled at 1e-3..1e-4
-#: after minutes; an Adam warm-up before ENGD made it worse (1.6e-3). HRTA with Adam did not beat
+#: "Accuracy per second"): with the defaults below (width 64) PINN reached relative L2 2.5e-8 on
+#: poisson_2d_sin in 31 steps and 5.8e-7 on poisson_disk, where the old Adam defaults stalled at
+#: 1e-3..1e-4 after minutes; an Adam warm-up before ENGD made it worse (1.6e-3). HRTA with Adam did not beat
 #: one stage (validation/REPORT.md section 4; benchmarks/results/sobolev_schedule_check.md). Pass
 #: a schedule, e.g. "0.5:20@engd,1:180@engd" or "1:6000" (Adam), to train otherwise.
 DEFAULT_SCHEDULE = {"sobolev": "1:200@engd", "l2": "1:200@engd", "ritz": "1:200@engd", "pinn": "1:200@engd"}
@@ -61,7 +61,7 @@ class SolveConfig:
     # for tanh and sin, glorot for ReLU^k (with Adam, 3x64 ReLU^3 PINN ended at 6.4e-1 with the
     # domain init against 1.25e-4 with glorot on poisson_2d_sin, seed 0: benchmarks/README.md)
     init: str = "auto"
-    width: int = 32
+    width: int = 64
     depth: int = 1
     phi: str = "tanh"
     points: int = 1000
