@@ -202,32 +202,22 @@ def _mlp_forward_laplacian(net) -> Callable | None:
     return features
 
 
-def _generic_features(net, buffers) -> Callable:
-    """``(u, grad u, Laplace u)`` at one point through ``torch.func`` derivatives of ``forward``."""
+def _generic_features(net, buffers, laplacian: bool = True) -> Callable:
+    """``(u, grad u, Laplace u)`` at one point through ``torch.func`` derivatives of ``forward``
+    (``laplacian=False``: the Laplacian is 0, cheaper for first-order terms)."""
 
     def u_point(params, x):
         return functional_call(net, (params, buffers), (x[None],))[0, 0]
 
+    gfun = func_grad(u_point, argnums=1)
+
     def features(params, x):
-        u = u_point(params, x)
-        gfun = func_grad(u_point, argnums=1)
-        g = gfun(params, x)
+        u, g = u_point(params, x), gfun(params, x)
+        if not laplacian:
+            return u, g, torch.zeros_like(u)
         eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
         _, hess_cols = vmap(lambda v: jvp(lambda xx: gfun(params, xx), (x,), (v,)))(eye)
         return u, g, torch.diagonal(hess_cols).sum()
-
-    return features
-
-
-def _feature_values(net, buffers):
-    """``(u, grad u)`` at one point (no Laplacian: cheaper for first-order terms)."""
-
-    def u_point(params, x):
-        return functional_call(net, (params, buffers), (x[None],))[0, 0]
-
-    def features(params, x):
-        u = u_point(params, x)
-        return u, func_grad(u_point, argnums=1)(params, x)
 
     return features
 
@@ -237,16 +227,7 @@ def point_features(net, need_laplacian: bool = True):
     fast = _mlp_forward_laplacian(net)
     if fast is not None:
         return fast
-    buffers = {k: v for k, v in net.named_buffers()}
-    if need_laplacian:
-        return _generic_features(net, buffers)
-    first = _feature_values(net, buffers)
-
-    def features(params, x):
-        u, g = first(params, x)
-        return u, g, torch.zeros_like(u)
-
-    return features
+    return _generic_features(net, {k: v for k, v in net.named_buffers()}, need_laplacian)
 
 
 def _trainable(net, parameters=None) -> list[tuple[str, torch.nn.Parameter]]:
