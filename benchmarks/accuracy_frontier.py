@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from hrta_pde.problem import builtin_problem
-from hrta_pde.solve import SolveConfig, solve
+from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.solve import SolveConfig, solve
 
 OLD_ADAM = {"phi": "relu3", "width": 64, "depth": 3, "points": 2000, "boundary_points": 400, "init": "glorot"}
 
@@ -60,7 +60,7 @@ def run_case(problem_name: str, settings: dict, eval_every: int, seed: int) -> d
         cfg.eval_every = eval_every if "@" in cfg.resolved_schedule() else max(eval_every, 100)
     reference = None
     if not problem.has_exact:
-        from hrta_pde.fem import fem_reference
+        from hrta_pde.poisson.fem import fem_reference
 
         reference = fem_reference(problem)
     t = time.perf_counter()

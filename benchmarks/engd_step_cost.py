@@ -18,9 +18,9 @@ import time
 import torch
 
 from hrta_pde.engd import GramJacobian, GramSolver
-from hrta_pde.losses import GRAM_FORMS, LOSS_FUNCTIONS
-from hrta_pde.problem import builtin_problem
-from hrta_pde.solve import SolveConfig, Setup, hard_dirichlet_transform
+from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS
+from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.solve import SolveConfig, Setup, hard_dirichlet_transform
 
 
 def timed(fn) -> float:

@@ -26,8 +26,8 @@ PROBLEMS = {
 def main(argv=None) -> int:
     import torch
 
-    from hrta_pde.problem import problem_from_dict
-    from hrta_pde.solve import Setup, SolveConfig, solve
+    from hrta_pde.poisson.problem import problem_from_dict
+    from hrta_pde.poisson.solve import Setup, SolveConfig, solve
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loss", default="pinn")

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from hrta_pde.problem import builtin_problem
-from hrta_pde.solve import SolveConfig, solve
+from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.solve import SolveConfig, solve
 
 TARGETS = {"sobolev": 1e-3, "pinn": 1e-3, "ritz": 5e-3, "l2": 1e-3}
 

@@ -21,8 +21,8 @@ def run_one(job: tuple) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from hrta_pde.problem import builtin_problem
-    from hrta_pde.solve import SolveConfig, solve
+    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.solve import SolveConfig, solve
 
     problem, loss, schedule, seed = job
     cfg = SolveConfig(loss=loss, schedule=schedule, seed=seed, device="cpu", checkpoint_every=10**9,

@@ -20,7 +20,7 @@ from hrta_pde.activation import HomotopyActivation  # noqa: E402
 from hrta_pde.callback import HRTACallback  # noqa: E402
 from hrta_pde.history import History  # noqa: E402
 from hrta_pde.networks import HomotopyNet, homotopy_activations, homotopy_fnn, set_s  # noqa: E402
-from hrta_pde.relu_export import to_relu_fnn  # noqa: E402
+from hrta_pde.relu import to_relu_fnn  # noqa: E402
 from hrta_pde.schedule import PlateauRule, Schedule, ScheduleError, Stage, parse_schedule  # noqa: E402
 from hrta_pde.train import Position, TrainResult, train, train_model  # noqa: E402
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hrta_pde._backend import resolve_device, resolve_dtype
-from hrta_pde.expressions import parse_expression, to_torch
+from hrta_pde.poisson.expressions import parse_expression, to_torch
 from hrta_pde.networks import HomotopyNet
 from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
 from hrta_pde.train import TrainResult, train
@@ -133,8 +133,8 @@ APPROX_KEYS = {"net": dict, "optimizer": dict, "position": dict, "history": dict
 
 def load_approx_config(run_dir) -> ApproxConfig:
     """The settings of an interrupted approx run (its ``config.json``)."""
-    from hrta_pde.checkpoint import CheckpointError
-    from hrta_pde.runio import read_json
+    from hrta_pde.io.checkpoint import CheckpointError
+    from hrta_pde.io.runs import read_json
 
     path = Path(run_dir) / "config.json"
     if not Path(run_dir).is_dir() or not path.is_file():
@@ -158,9 +158,9 @@ def run_approx(cfg: ApproxConfig, out: str | Path | None = None, *, progress: bo
     the run with ``"status": "interrupted"``, and ``resume=True`` (same ``out``) continues it, to
     the same result as an uninterrupted run.
     """
-    from hrta_pde.checkpoint import set_rng_state
+    from hrta_pde.io.checkpoint import set_rng_state
     from hrta_pde.limits import check_approx_size
-    from hrta_pde.runio import clean_stale_tmp, make_run_dir, summary, write_json
+    from hrta_pde.io.runs import clean_stale_tmp, make_run_dir, summary, write_json
     from hrta_pde.signals import catch_interrupts
 
     cfg.validate()
@@ -213,7 +213,7 @@ def run_approx(cfg: ApproxConfig, out: str | Path | None = None, *, progress: bo
                 log(f"{label}: {result.message}")
     report["status"] = "completed"
     if run_dir is not None:
-        from hrta_pde.plotting import plot_loss_histories
+        from hrta_pde.poisson.plotting import plot_loss_histories
 
         write_json(run_dir / "metrics.json", report)
         plot_loss_histories({k: r.history for k, r in results.items()}, run_dir / "loss.png",
@@ -226,7 +226,7 @@ def run_approx(cfg: ApproxConfig, out: str | Path | None = None, *, progress: bo
 
 
 def _load_approx_checkpoint(run_dir: Path, label: str) -> dict:
-    from hrta_pde.checkpoint import FORMAT, CheckpointError, check_entries, check_parts, read_plain
+    from hrta_pde.io.checkpoint import FORMAT, CheckpointError, check_entries, check_parts, read_plain
 
     path = _checkpoint_path(run_dir, label)
     data = read_plain(path)
@@ -243,7 +243,7 @@ def _train_or_restore(net, loss_fn, schedule, cfg, ck, run_dir, label, interrupt
 
     A checkpoint of a finished method restores its result without training.
     """
-    from hrta_pde.checkpoint import load_net_state, rng_state, save_checkpoint
+    from hrta_pde.io.checkpoint import load_net_state, rng_state, save_checkpoint
     from hrta_pde.history import History
     from hrta_pde.train import Hooks, Position, make_adam
 

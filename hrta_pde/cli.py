@@ -200,7 +200,7 @@ _RUN_FLAGS = {"command", "resume", "quiet", "threads", "out", "overwrite", "debu
 
 def _solver_config(args, problem):
     """Defaults, then the problem file's [solver] table, then command-line flags."""
-    from hrta_pde.solve import SolveConfig
+    from hrta_pde.poisson.solve import SolveConfig
 
     cfg = SolveConfig.from_dict(dict(getattr(problem, "solver", None) or {}))
     flags = {k: getattr(args, k) for k in _SOLVER_FLAGS if getattr(args, k, None) is not None}
@@ -210,14 +210,14 @@ def _solver_config(args, problem):
 
 
 def _load(name_or_path):
-    from hrta_pde.problem import resolve_problem
+    from hrta_pde.poisson.problem import resolve_problem
 
     return resolve_problem(name_or_path)
 
 
 def _refuse_settings_on_resume(args) -> None:
     """``--resume`` continues a run with its saved settings: any other setting given is refused."""
-    from hrta_pde.checkpoint import CheckpointError
+    from hrta_pde.io.checkpoint import CheckpointError
 
     defaults = vars(build_parser().parse_args([args.command] + (["--resume", "x"] if args.command != "solve" else [])))
     given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
@@ -228,7 +228,7 @@ def _refuse_settings_on_resume(args) -> None:
 
 def _claim(args, kind: str, identity: dict):
     """The run folder of a new run (``--out`` or a timestamped one); see ``runio.claim_run_dir``."""
-    from hrta_pde.runio import claim_run_dir
+    from hrta_pde.io.runs import claim_run_dir
 
     return claim_run_dir(args.out or _default_out(kind), {"command": kind, **identity},
                          overwrite=getattr(args, "overwrite", False))
@@ -241,8 +241,8 @@ def _check_resumable(resume: dict, problem, cfg, run_dir) -> None:
     import torch
 
     from hrta_pde._backend import resolve_dtype
-    from hrta_pde.checkpoint import load_net_state
-    from hrta_pde.solve import build_network
+    from hrta_pde.io.checkpoint import load_net_state
+    from hrta_pde.poisson.solve import build_network
 
     net = build_network(cfg, problem.dim, torch.Generator().manual_seed(0), resolve_dtype(cfg.dtype),
                         torch.device("cpu"))
@@ -251,8 +251,8 @@ def _check_resumable(resume: dict, problem, cfg, run_dir) -> None:
 
 def _check_solvable(problem, cfg) -> None:
     """What ``solve`` refuses (the loss, hard_bc), checked before a run folder is created."""
-    from hrta_pde.losses import check_loss
-    from hrta_pde.solve import hard_dirichlet_transform
+    from hrta_pde.poisson.losses import check_loss
+    from hrta_pde.poisson.solve import hard_dirichlet_transform
 
     check_loss(cfg.loss, problem, cfg.phi)
     if cfg.hard_bc:
@@ -263,14 +263,14 @@ def _cmd_solve(args) -> int:
     from dataclasses import asdict
 
     from hrta_pde import signals
-    from hrta_pde.solve import format_metrics, solve
+    from hrta_pde.poisson.solve import format_metrics, solve
 
     resume = None
     if args.resume:
-        from hrta_pde.checkpoint import CheckpointError, load_checkpoint
-        from hrta_pde.problem import problem_from_dict
-        from hrta_pde.runio import clean_stale_tmp
-        from hrta_pde.solve import SolveConfig
+        from hrta_pde.io.checkpoint import CheckpointError, load_checkpoint
+        from hrta_pde.poisson.problem import problem_from_dict
+        from hrta_pde.io.runs import clean_stale_tmp
+        from hrta_pde.poisson.solve import SolveConfig
 
         given = [f"--{k.replace('_', '-')}" for k in _SOLVER_FLAGS if k != "device" and getattr(args, k, None) is not None]
         if given:
@@ -296,7 +296,7 @@ def _cmd_solve(args) -> int:
         cfg = _solver_config(args, problem)
         check_solve_size(cfg, problem.dim, resolve_device(cfg.device))
     if args.export:
-        from hrta_pde.export import check_export_targets
+        from hrta_pde.poisson.export import check_export_targets
 
         check_export_targets(args.export, problem, args.resolution)
     if resume is None:
@@ -311,12 +311,12 @@ def _cmd_solve(args) -> int:
         return signals.exit_status()
     print(format_metrics(res.metrics))
     for target in args.export:
-        from hrta_pde.export import export_solution
+        from hrta_pde.poisson.export import export_solution
 
         path = export_solution(res.net, problem, target, h=args.resolution, metrics=res.metrics,
                                config=cfg, run_dir=res.run_dir)
         print(f"exported {path}")
-    from hrta_pde.runio import summary
+    from hrta_pde.io.runs import summary
 
     print(summary(res.run_dir))
     return 0 if res.metrics["status"] == "completed" else 1
@@ -330,7 +330,7 @@ def _reference(args, problem, choice: str | None = None):
                          "add u under [solution] or use --reference fem")
     if choice == "fem" or (choice == "auto" and not problem.has_exact and problem.boundary_kind == "dirichlet"
                            and 1 <= problem.dim <= 3):
-        from hrta_pde.fem import fem_reference
+        from hrta_pde.poisson.fem import fem_reference
 
         ref = fem_reference(problem)
         print(f"finite element reference (P2): {ref.n_dofs} unknowns, h = {ref.h:.3g}, estimated "
@@ -342,9 +342,9 @@ def _reference(args, problem, choice: str | None = None):
 def _cmd_export(args) -> int:
     from pathlib import Path
 
-    from hrta_pde.export import check_export_targets, export_solution
-    from hrta_pde.runio import read_json
-    from hrta_pde.solve import load_run
+    from hrta_pde.poisson.export import check_export_targets, export_solution
+    from hrta_pde.io.runs import read_json
+    from hrta_pde.poisson.solve import load_run
 
     problem, cfg, net, ck = load_run(args.run_dir, command="export")
     targets = args.to or [str(Path(args.run_dir) / ("solution.vtu" if problem.dim <= 3 else "solution.csv"))]
@@ -362,8 +362,8 @@ def _cmd_compare(args) -> int:
     from pathlib import Path
 
     from hrta_pde import signals
-    from hrta_pde.runio import summary
-    from hrta_pde.solve import compare, load_compare_state
+    from hrta_pde.io.runs import summary
+    from hrta_pde.poisson.solve import compare, load_compare_state
 
     if args.resume:
         _refuse_settings_on_resume(args)
@@ -398,7 +398,7 @@ def _cmd_ntk(args) -> int:
     from hrta_pde.history import _write_csv
     from hrta_pde.limits import check_ntk_size
     from hrta_pde.ntk import min_eigenvalue_table, paper_grid, plot_min_eigenvalue
-    from hrta_pde.runio import summary
+    from hrta_pde.io.runs import summary
 
     try:
         s_values = [float(v) for v in args.s.split(",") if v.strip()]
@@ -432,7 +432,7 @@ def _cmd_ntk(args) -> int:
 def _cmd_problems(args) -> int:
     from pathlib import Path
 
-    from hrta_pde.problem import (builtin_problem_text, describe_parts, list_builtin_problems,
+    from hrta_pde.poisson.problem import (builtin_problem_text, describe_parts, list_builtin_problems,
                                   resolve_problem)
 
     if args.show:

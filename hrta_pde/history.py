@@ -12,6 +12,8 @@ import math
 import os
 from pathlib import Path
 
+from hrta_pde.io.atomic import atomic_write
+
 BASE_COLUMNS = ("iteration", "stage", "s", "lr", "loss")
 
 
@@ -90,9 +92,9 @@ class History:
 
 
 def _write_csv(path: Path, header, rows) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+    atomic_write(path, write)

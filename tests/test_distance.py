@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from hrta_pde.distance import HardDirichlet, r_equivalence
-from hrta_pde.problem import builtin_problem, problem_from_dict
-from hrta_pde.solve import _hard_bc_obstacle, hard_dirichlet_transform
+from hrta_pde.poisson.distance import HardDirichlet, r_equivalence
+from hrta_pde.poisson.problem import builtin_problem, problem_from_dict
+from hrta_pde.poisson.solve import _hard_bc_obstacle, hard_dirichlet_transform
 
 T = torch.float64
 SQUARE = {"type": "rectangle", "xmin": [0.0, 0.0], "xmax": [1.0, 1.0]}

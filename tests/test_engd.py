@@ -7,10 +7,10 @@ import torch
 import hrta_pde as H
 from hrta_pde.engd import (EngdError, EngdOptions, GramJacobian, GramTerm, check_memory,
                            natural_direction, point_features)
-from hrta_pde.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext
-from hrta_pde.problem import builtin_problem
-from hrta_pde.solve import SolveConfig, solve
-from hrta_pde.checkpoint import load_checkpoint
+from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext
+from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.solve import SolveConfig, solve
+from hrta_pde.io.checkpoint import load_checkpoint
 
 QUIET = dict(log=lambda *a: None)
 
@@ -210,7 +210,7 @@ def test_mixed_optimizer_schedule_resumes_bit_for_bit(tmp_path):
 
 
 def test_forward_laplacian_through_a_dirichlet_lift_equals_autograd():
-    from hrta_pde.solve import hard_dirichlet_transform
+    from hrta_pde.poisson.solve import hard_dirichlet_transform
 
     problem = builtin_problem("poisson_disk")
     torch.manual_seed(5)
@@ -250,7 +250,7 @@ def _lift_like(problem):
 
 @pytest.mark.parametrize("phi", ["relu3", "tanh"])
 def test_domain_init_starts_with_unit_scale_layers_and_a_non_vanishing_output(phi):
-    from hrta_pde.solve import INIT_PREACTIVATION_STD, Setup
+    from hrta_pde.poisson.solve import INIT_PREACTIVATION_STD, Setup
 
     problem = builtin_problem("poisson_lshape")
     cfg = SolveConfig(loss="ritz", phi=phi, width=64, depth=3, points=500, boundary_points=100, device="cpu",

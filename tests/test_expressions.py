@@ -1,4 +1,4 @@
-"""Tests of hrta_pde.expressions: safe parsing, numpy/torch compilation, calculus."""
+"""Tests of hrta_pde.poisson.expressions: safe parsing, numpy/torch compilation, calculus."""
 import builtins
 import time
 
@@ -7,7 +7,7 @@ import pytest
 import sympy
 import torch
 
-from hrta_pde.expressions import (
+from hrta_pde.poisson.expressions import (
     MAX_NESTING,
     MAX_SYNTAX_DEPTH,
     ExpressionError,

@@ -1,4 +1,4 @@
-"""hrta_pde.fem: P2 finite-element reference solutions of Dirichlet Poisson problems."""
+"""hrta_pde.poisson.fem: P2 finite-element reference solutions of Dirichlet Poisson problems."""
 import math
 import types
 
@@ -8,10 +8,10 @@ import torch
 
 pytest.importorskip("skfem")
 
-from hrta_pde import fem as F  # noqa: E402
+from hrta_pde.poisson import fem as F  # noqa: E402
 from hrta_pde import import_deepxde  # noqa: E402
-from hrta_pde.expressions import gradient, laplacian, parse_expression, to_numpy  # noqa: E402
-from hrta_pde.fem import FEMError, fem_errors, fem_reference, solve_fem  # noqa: E402
+from hrta_pde.poisson.expressions import gradient, laplacian, parse_expression, to_numpy  # noqa: E402
+from hrta_pde.poisson.fem import FEMError, fem_errors, fem_reference, solve_fem  # noqa: E402
 
 G = import_deepxde().geometry
 
@@ -29,7 +29,7 @@ L_U = "(x^2+y^2)^(1/3)*sin(2*(atan2(x-y, -x-y) + 3*pi/4)/3)"
 
 
 def problem(geom, u=None, f=None, g=None, kind="dirichlet"):
-    """A stand-in with the attributes of hrta_pde.problem.PoissonProblem that fem uses."""
+    """A stand-in with the attributes of hrta_pde.poisson.problem.PoissonProblem that fem uses."""
     dim = geom.dim
     u = parse_expression(u, dim, name="u") if u is not None else None
     f = parse_expression(f, dim, name="f") if f is not None else -laplacian(u, dim)
@@ -248,7 +248,7 @@ def test_bad_dimension_and_mesh_size():
 
 
 # ------------------------------------------------------------------- with the real problems
-problem_mod = pytest.importorskip("hrta_pde.problem")
+problem_mod = pytest.importorskip("hrta_pde.poisson.problem")
 
 
 def test_builtin_lshape_problem():

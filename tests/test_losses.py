@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hrta_pde.losses import (LossContext, check_loss, gradient, laplacian, l2_loss, pinn_loss,
+from hrta_pde.poisson.losses import (LossContext, check_loss, gradient, laplacian, l2_loss, pinn_loss,
                              ritz_loss, sobolev_loss)
-from hrta_pde.metrics import error_metrics
+from hrta_pde.poisson.metrics import error_metrics
 
 T = torch.float64
 

@@ -1,4 +1,4 @@
-"""hrta_pde.mesh: conforming meshes of DeepXDE geometries and writing them for ParaView."""
+"""hrta_pde.poisson.mesh: conforming meshes of DeepXDE geometries and writing them for ParaView."""
 import math
 import os
 import sys
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hrta_pde import import_deepxde
-from hrta_pde.mesh import MeshError, cell_measures, mesh_geometry, write_mesh, write_points_csv
+from hrta_pde.poisson.mesh import MeshError, cell_measures, mesh_geometry, write_mesh, write_points_csv
 
 dde = import_deepxde()
 G = dde.geometry

@@ -11,9 +11,9 @@ import sympy
 import torch
 
 from hrta_pde.cli import main
-from hrta_pde.expressions import ExpressionError, gradient, parse_expression, to_numpy, to_torch
-from hrta_pde.losses import LossContext, pinn_loss, ritz_loss
-from hrta_pde.problem import ProblemError, builtin_problem, problem_from_dict
+from hrta_pde.poisson.expressions import ExpressionError, gradient, parse_expression, to_numpy, to_torch
+from hrta_pde.poisson.losses import LossContext, pinn_loss, ritz_loss
+from hrta_pde.poisson.problem import ProblemError, builtin_problem, problem_from_dict
 
 T = torch.float64
 SQUARE = {"type": "rectangle", "xmin": [0.0, 0.0], "xmax": [1.0, 1.0]}
@@ -159,7 +159,7 @@ def test_box_sides_get_their_own_data_and_written_data_is_checked():
 def test_bad_boundary_parts_get_one_line_and_exit_code_2(boundary, msg, tmp_path, capsys):
     import tomllib
 
-    from hrta_pde.problem import _toml_table
+    from hrta_pde.poisson.problem import _toml_table
 
     lines = []
     _toml_table({"domain": HOLED, "solution": {"u": "x^2 + y"}, "boundary": boundary}, None, lines)
@@ -278,7 +278,7 @@ def test_plain_poisson_losses_are_unchanged_bit_for_bit():
 
 
 def test_ritz_energy_metric_of_the_general_operator_against_sympy():
-    from hrta_pde.metrics import evaluate
+    from hrta_pde.poisson.metrics import evaluate
 
     p = problem_from_dict({"domain": {"type": "interval", "xmin": 0.0, "xmax": 1.0},
                            "solution": {"u": "sin(pi*x)", "a": "1 + x", "c": "2"}})

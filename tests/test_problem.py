@@ -1,4 +1,4 @@
-"""Tests of hrta_pde.problem: Poisson problems, their validation, measures and sampling."""
+"""Tests of hrta_pde.poisson.problem: Poisson problems, their validation, measures and sampling."""
 import filecmp
 import math
 import tomllib
@@ -9,8 +9,8 @@ import pytest
 import sympy
 import torch
 
-from hrta_pde.expressions import ExpressionError, laplacian, parse_expression, to_numpy
-from hrta_pde.problem import (
+from hrta_pde.poisson.expressions import ExpressionError, laplacian, parse_expression, to_numpy
+from hrta_pde.poisson.problem import (
     BoundaryBatch,
     ProblemError,
     builtin_problem,
@@ -385,7 +385,7 @@ def test_catalog_files_match_and_load(catalog, tmp_path):
     assert list_builtin_problems() == CATALOG
     for name in CATALOG:
         assert filecmp.cmp(REPO / "problems" / f"{name}.toml",
-                           REPO / "hrta_pde" / "problems_data" / f"{name}.toml", shallow=False)
+                           REPO / "hrta_pde" / "poisson" / "problems_data" / f"{name}.toml", shallow=False)
         p = catalog[name]
         assert p.name == name
         assert load_problem(REPO / "problems" / f"{name}.toml").spec == p.spec

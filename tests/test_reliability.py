@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hrta_pde.checkpoint import load_checkpoint, read_plain, save_checkpoint
+from hrta_pde.io.checkpoint import load_checkpoint, read_plain, save_checkpoint
 from hrta_pde.cli import main
 from hrta_pde.history import History
 
@@ -196,12 +196,12 @@ def test_depth_100000_is_refused_at_once(command, tmp_path, capsys):
 
 
 def test_full_disk_while_writing_a_plot_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
-    import hrta_pde.plotting
+    import hrta_pde.poisson.plotting
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o" / "loss.png"))
 
-    monkeypatch.setattr(hrta_pde.plotting, "plot_loss_histories", full)
+    monkeypatch.setattr(hrta_pde.poisson.plotting, "plot_loss_histories", full)
     code, err = run_cli(["solve", "poisson_1d", *SMALL, "--out", str(tmp_path / "o")], capsys)
     one_line(code, err, 1, "cannot write", "loss.png", "No space left on device", "--out")
 
@@ -217,12 +217,12 @@ def test_full_disk_while_writing_a_checkpoint_is_one_line_exit_1(tmp_path, capsy
 
 
 def test_unexpected_error_is_one_line_pointing_to_debug(tmp_path, capsys, monkeypatch):
-    import hrta_pde.solve
+    import hrta_pde.poisson.solve
 
     def broken(*args, **kwargs):
         raise KeyError("boom")
 
-    monkeypatch.setattr(hrta_pde.solve, "format_metrics", broken)
+    monkeypatch.setattr(hrta_pde.poisson.solve, "format_metrics", broken)
     code, err = run_cli(["solve", "poisson_1d", *SMALL, "--out", str(tmp_path / "o")], capsys)
     one_line(code, err, 1, "internal error: KeyError", "--debug")
 
@@ -415,7 +415,7 @@ def test_neumann_data_derived_from_u_must_be_finite(tmp_path, capsys):
 
 def test_library_config_types_are_checked_too():
     from hrta_pde.approx import ApproxConfig
-    from hrta_pde.solve import SolveConfig
+    from hrta_pde.poisson.solve import SolveConfig
 
     with pytest.raises(ValueError, match="reset_optimizer='no' must be true or false"):
         SolveConfig(reset_optimizer="no").validate()

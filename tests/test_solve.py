@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from hrta_pde.checkpoint import load_checkpoint, save_checkpoint
+from hrta_pde.io.checkpoint import load_checkpoint, save_checkpoint
 from hrta_pde.cli import main
-from hrta_pde.problem import builtin_problem
-from hrta_pde.solve import SolveConfig, compare, load_run, solve
+from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.solve import SolveConfig, compare, load_run, solve
 
 QUIET = dict(log=lambda *a: None)
 
@@ -119,7 +119,7 @@ def test_sigint_leaves_a_resumable_run(tmp_path):
 def test_export_vtu_values_equal_predictions(tmp_path):
     problem = builtin_problem("poisson_lshape")
     res = solve(problem, small(loss="ritz", schedule="1:20"), out=tmp_path / "r", **QUIET)
-    from hrta_pde.export import export_solution
+    from hrta_pde.poisson.export import export_solution
 
     path = export_solution(res.net, problem, tmp_path / "u.vtu", h=0.2, metrics=res.metrics)
     mesh = meshio.read(path)
@@ -163,7 +163,7 @@ def test_compare_same_start_and_table(tmp_path):
 
 
 def test_fem_reference_gives_the_same_errors_as_the_exact_solution():
-    from hrta_pde.fem import fem_reference
+    from hrta_pde.poisson.fem import fem_reference
 
     problem = builtin_problem("poisson_lshape")
     ref = fem_reference(problem, tol=1e-3)
@@ -177,7 +177,7 @@ def test_fem_reference_gives_the_same_errors_as_the_exact_solution():
 def test_problem_file_solver_keys_are_the_solver_settings(tmp_path):
     from dataclasses import fields
 
-    from hrta_pde.problem import SOLVER_KEYS, load_problem
+    from hrta_pde.poisson.problem import SOLVER_KEYS, load_problem
 
     assert set(SOLVER_KEYS) == {f.name for f in fields(SolveConfig)}
     res = solve(builtin_problem("poisson_1d"), small(schedule="1:5"), out=tmp_path / "r", **QUIET)
@@ -195,7 +195,7 @@ def test_run_folder_plots_are_valid_pngs(name, tmp_path):
 
 
 def _with_g(name, g):
-    from hrta_pde.problem import problem_from_dict
+    from hrta_pde.poisson.problem import problem_from_dict
 
     spec = builtin_problem(name).spec
     spec = {**spec, "boundary": {**spec["boundary"], "g": g}}

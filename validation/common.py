@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+from hrta_pde.io.atomic import atomic_write, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "validation" / "results"
@@ -115,15 +116,13 @@ def fmt_cell(values: Iterable[float]) -> str:
 # --------------------------------------------------------------------------- tables
 def write_csv(path: Path, rows: list[dict], columns: Sequence[str] | None = None) -> Path:
     columns = list(columns or (rows[0].keys() if rows else []))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _csv_value(r.get(k)) for k in columns})
-    os.replace(tmp, path)
-    return path
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: _csv_value(r.get(k)) for k in columns})
+    return atomic_write(path, write)
 
 
 def _csv_value(v):
@@ -150,15 +149,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: str |
 
 
 def write_text(path: Path, text: str) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text if text.endswith("\n") else text + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text if text.endswith("\n") else text + "\n")
 
 
 def write_json(path: Path, data) -> Path:
-    from hrta_pde.runio import write_json as _write
+    from hrta_pde.io.runs import write_json as _write
 
     return _write(path, data)
 
@@ -171,15 +166,13 @@ def read_json(path: Path):
 # --------------------------------------------------------------------------- histories
 def write_curve(path: Path, columns: Sequence[str], rows: Iterable[Sequence[float]]) -> Path:
     """A gzip-compressed CSV of numbers (histories are long)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with gzip.open(tmp, "wt", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([repr(float(x)) if isinstance(x, float) else x for x in r])
-    os.replace(tmp, path)
-    return path
+    def write(tmp: Path) -> None:
+        with gzip.open(tmp, "wt", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(columns)
+            for r in rows:
+                w.writerow([repr(float(x)) if isinstance(x, float) else x for x in r])
+    return atomic_write(path, write)
 
 
 def read_curve(path: Path) -> dict[str, np.ndarray]:
@@ -203,11 +196,7 @@ def figure(nrows: int = 1, ncols: int = 1, size=(6.4, 4.2)):
 
 
 def save_figure(fig, path: Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, format="png")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def band_plot(ax, x: np.ndarray, curves: np.ndarray, label: str, color=None, log: bool = True):

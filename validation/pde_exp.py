@@ -1,4 +1,4 @@
-"""Experiment ``pde``: HRTA on Poisson problems, through ``hrta_pde.solve``.
+"""Experiment ``pde``: HRTA on Poisson problems, through ``hrta_pde.poisson.solve``.
 
 (a) ``paper``: the paper's PDE example (``builtin_problem("paper_pde")``, a stand-in since the
     paper's formulas were stripped): the paper's two-layer network (``net="paper"``:
@@ -57,7 +57,7 @@ _COST = {"pinn": 3.0, "ritz": 1.0, "sobolev": 1.0}
 
 
 def make_config(task: dict):
-    from hrta_pde.solve import SolveConfig
+    from hrta_pde.poisson.solve import SolveConfig
 
     return SolveConfig(loss=task["loss"], schedule=task["schedule"], lr=1e-3, net=task["net"],
                        width=task["width"], depth=task["depth"], phi="relu3", points=task["points"],
@@ -75,8 +75,8 @@ def param_hash(net) -> str:
 
 
 def task_fn(task: dict) -> dict:
-    from hrta_pde.problem import builtin_problem
-    from hrta_pde.solve import Setup, solve
+    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.solve import Setup, solve
 
     problem = builtin_problem(task["problem"])
     cfg = make_config(task)

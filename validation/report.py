@@ -388,8 +388,8 @@ def _switch_jumps(folder: Path, runs: list[dict]) -> tuple[list[float], list[int
 
 def _pde_setup(st: dict) -> str:
     """How the boundary is treated per loss, read from the solver the runs used."""
-    from hrta_pde.problem import builtin_problem
-    from hrta_pde.solve import DEFAULT_BETA, hard_bc_applicable
+    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.solve import DEFAULT_BETA, hard_bc_applicable
 
     b = st["losses"]
     exact = [p for p in b["problems"] if hard_bc_applicable(builtin_problem(p))]

@@ -10,7 +10,7 @@ number of iterations::
     hrta_0.5  0.5:N/4@X,1:3N/4@X
     hrta_1.5  1:N/4@X,1.5:3N/4@X
 
-through ``hrta_pde.solve`` (FNN, phi = tanh, the solver's default data-dependent ``init="domain"``).
+through ``hrta_pde.poisson.solve`` (FNN, phi = tanh, the solver's default data-dependent ``init="domain"``).
 Within a (problem, loss, seed) every run starts from the same points and initial network (the
 solver's ``Setup`` depends only on the seed); each row records a hash of the initial parameters and
 ``same_init.csv`` checks it. An ENGD stage ends early when no step size lowers the loss, so the
@@ -73,7 +73,7 @@ def schedules(optimizer: str, n: int) -> dict[str, str]:
 
 
 def make_config(task: dict):
-    from hrta_pde.solve import SolveConfig
+    from hrta_pde.poisson.solve import SolveConfig
 
     return SolveConfig(loss=task["loss"], schedule=task["schedule"], net="fnn", width=task["width"],
                        depth=task["depth"], phi="tanh", points=task["points"],
@@ -83,8 +83,8 @@ def make_config(task: dict):
 
 
 def task_fn(task: dict) -> dict:
-    from hrta_pde.problem import builtin_problem
-    from hrta_pde.solve import Setup, solve
+    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.solve import Setup, solve
 
     problem = builtin_problem(task["problem"])
     cfg = make_config(task)
@@ -104,7 +104,7 @@ def task_fn(task: dict) -> dict:
 
 
 def tasks_of(prof: dict, seeds: int | None) -> list[dict]:
-    from hrta_pde.problem import builtin_problem
+    from hrta_pde.poisson.problem import builtin_problem
 
     tasks = []
     for problem, loss in prof["problems"]:

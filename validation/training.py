@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from hrta_pde.approx import ApproxConfig, relative_l2, sample_points
-from hrta_pde.expressions import parse_expression, to_torch
+from hrta_pde.poisson.expressions import parse_expression, to_torch
 from hrta_pde.networks import HomotopyNet
 from hrta_pde.schedule import PlateauRule, Schedule, Stage, parse_schedule
 from hrta_pde.train import train

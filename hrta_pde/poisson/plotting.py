@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from hrta_pde.history import History
+from hrta_pde.io.atomic import atomic_write
 
 
 def _figure(figsize=(7.0, 4.5)):
@@ -17,11 +18,7 @@ def _figure(figsize=(7.0, 4.5)):
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
 
 
 def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Training loss",
@@ -125,8 +122,8 @@ def _values(net, problem, pts: np.ndarray):
 def plot_solution(net, problem, path, *, title: str | None = None) -> Path | None:
     """The solution, the exact solution and the error: lines (1-D), filled triangle plots on a
     conforming mesh of the domain (2-D), or the three mid-plane slices (3-D). ``None`` for d > 3."""
-    from hrta_pde.export import default_resolution
-    from hrta_pde.mesh import mesh_geometry
+    from hrta_pde.poisson.export import default_resolution
+    from hrta_pde.poisson.mesh import mesh_geometry
 
     title = title or f"{problem.name}: solution"
     if problem.dim == 1:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrta_pde.mesh import MeshError, mesh_geometry, write_mesh, write_points_csv
+from hrta_pde.poisson.mesh import MeshError, mesh_geometry, write_mesh, write_points_csv
 
 MESH_SUFFIXES = (".vtu", ".xdmf", ".xmf", ".vtk", ".msh", ".mesh", ".med", ".ply", ".stl", ".off", ".obj")
 

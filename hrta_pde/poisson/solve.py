@@ -2,8 +2,8 @@
 
 Example::
 
-    from hrta_pde.problem import builtin_problem
-    from hrta_pde.solve import SolveConfig, solve
+    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.solve import SolveConfig, solve
     result = solve(builtin_problem("poisson_2d_sin"), SolveConfig(loss="sobolev"))
     result.metrics["rel_l2"]
 """
@@ -23,8 +23,8 @@ from hrta_pde._backend import resolve_device, resolve_dtype
 from hrta_pde.activation import get_phi
 from hrta_pde.history import History
 from hrta_pde.engd import EngdOptions, GramJacobian
-from hrta_pde.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext, check_loss
-from hrta_pde.metrics import evaluate
+from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext, check_loss
+from hrta_pde.poisson.metrics import evaluate
 from hrta_pde.networks import HomotopyNet, homotopy_fnn
 from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
 from hrta_pde.train import Hooks, Position, StageOptimizers, TrainResult, train
@@ -194,9 +194,9 @@ def domain_init(net, x: torch.Tensor, generator: torch.Generator, std: float = I
 
 def _hard_bc_obstacle(problem) -> str | None:
     """Why :func:`hard_dirichlet_transform` cannot apply to ``problem`` (None if it can)."""
-    from hrta_pde.distance import DistanceError, dirichlet_pieces
-    from hrta_pde.expressions import expressions_agree
-    from hrta_pde.problem import _Ball, _Box
+    from hrta_pde.poisson.distance import DistanceError, dirichlet_pieces
+    from hrta_pde.poisson.expressions import expressions_agree
+    from hrta_pde.poisson.problem import _Ball, _Box
 
     conds = [cd for k, cd in enumerate(problem.conditions) if cd is not None and cd.kind == "dirichlet"
              and (not problem.parts.present or problem.parts.present[k])]
@@ -234,19 +234,19 @@ def hard_bc_applicable(problem) -> bool:
 
 def hard_dirichlet_transform(problem):
     """``u = g_ext(x) + phi(x) N(x)``: Dirichlet data imposed exactly, as a
-    :class:`hrta_pde.distance.HardDirichlet` (``.phi(x)``, ``.g_ext(x)``, callable as
+    :class:`hrta_pde.poisson.distance.HardDirichlet` (``.phi(x)``, ``.g_ext(x)``, callable as
     ``transform(x, out)`` for ``net.apply_output_transform``).
 
     ``phi`` vanishes exactly on the Dirichlet parts and is positive inside, scaled to at most 1: for a
     pure Dirichlet problem with one ``g`` on a box ``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2``
     and on a ball ``1 - |x - c|^2 / r^2`` (as before); elsewhere (polygons, disks with holes, CSG domains,
     Dirichlet data on some parts only) the R-function combination of the parts' distance functions of
-    :mod:`hrta_pde.distance`. ``g_ext`` is the Dirichlet expression of the problem file evaluated inside
+    :mod:`hrta_pde.poisson.distance`. ``g_ext`` is the Dirichlet expression of the problem file evaluated inside
     the domain too, blended by transfinite interpolation where parts have different data. Refused:
     problems without Dirichlet parts, a ``g`` derived from ``u`` or equal to ``u`` inside (the
     extension would be the exact solution), and parts without a distance function here.
     """
-    from hrta_pde.distance import hard_dirichlet
+    from hrta_pde.poisson.distance import hard_dirichlet
 
     obstacle = _hard_bc_obstacle(problem)
     if obstacle is not None:
@@ -326,9 +326,9 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
     lets several losses share the same initial network and points (``compare``). ``stop_at``
     stops after that many iterations as if interrupted (for tests).
     """
-    from hrta_pde.checkpoint import catch_sigint, save_checkpoint, set_rng_state
-    from hrta_pde.problem import problem_to_toml
-    from hrta_pde.runio import make_run_dir
+    from hrta_pde.io.checkpoint import catch_sigint, save_checkpoint, set_rng_state
+    from hrta_pde.poisson.problem import problem_to_toml
+    from hrta_pde.io.runs import make_run_dir
 
     setup = setup or Setup(problem, cfg, points=resume.get("points") if resume else None)
     loss_name = check_loss(cfg.loss, problem, cfg.phi)
@@ -409,15 +409,15 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
 
 
 def _rng():
-    from hrta_pde.checkpoint import rng_state
+    from hrta_pde.io.checkpoint import rng_state
 
     return rng_state()
 
 
 def write_run(res: SolveResult, problem, out) -> Path:
     """Write the run folder: problem.toml (reproduces the run), history, metrics, model, plots."""
-    from hrta_pde.plotting import plot_error_history, plot_loss_histories, plot_solution
-    from hrta_pde.runio import make_run_dir, write_json
+    from hrta_pde.poisson.plotting import plot_error_history, plot_loss_histories, plot_solution
+    from hrta_pde.io.runs import make_run_dir, write_json
 
     run_dir = make_run_dir(out, "solve")
     res.history.to_csv(run_dir / "history.csv")
@@ -467,7 +467,7 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     "interrupted"``. ``resume=True`` (with the same ``out``) continues where it stopped; the rows
     equal those of an uninterrupted comparison. ``reference_choice`` is recorded for the command line.
     """
-    from hrta_pde.runio import clean_stale_tmp, make_run_dir, write_json
+    from hrta_pde.io.runs import clean_stale_tmp, make_run_dir, write_json
     from hrta_pde.signals import catch_interrupts
 
     if seeds <= 0:
@@ -478,7 +478,7 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     run_dir = make_run_dir(out, "compare") if out is not None else None
     done: dict[str, dict] = {}
     if run_dir is not None:
-        from hrta_pde.problem import problem_to_toml
+        from hrta_pde.poisson.problem import problem_to_toml
 
         clean_stale_tmp(run_dir)
         if resume:
@@ -521,7 +521,7 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     report = {"problem": problem.name, "seeds": seeds, "rows": rows, "summary": summary, "status": "completed"}
     log(format_compare(report))
     if run_dir is not None:
-        from hrta_pde.plotting import plot_error_history
+        from hrta_pde.poisson.plotting import plot_error_history
         from hrta_pde.history import _write_csv
 
         _write_csv(run_dir / "compare.csv", list(rows[0]), [list(r.values()) for r in rows])
@@ -541,7 +541,7 @@ def _compare_one(problem, base: SolveConfig, name: str, setup: Setup, run_dir, *
                  reference) -> dict | None:
     """Train loss ``name`` of one seed of a comparison (in its run folder under ``runs/``, resuming
     its checkpoint if asked); its row and error curve, or None if a signal stopped it."""
-    from hrta_pde.checkpoint import load_checkpoint
+    from hrta_pde.io.checkpoint import load_checkpoint
 
     key = f"{name}_seed{base.seed}"
     c = copy.deepcopy(base)
@@ -576,8 +576,8 @@ def _compare_stopped(state: dict, save_state, rows: list, run_dir, key: str) -> 
 
 
 def _read_compare_state(run_dir) -> dict:
-    from hrta_pde.checkpoint import CheckpointError
-    from hrta_pde.runio import read_json
+    from hrta_pde.io.checkpoint import CheckpointError
+    from hrta_pde.io.runs import read_json
 
     path = Path(run_dir) / COMPARE_STATE
     if not Path(run_dir).is_dir() or not path.is_file():
@@ -592,7 +592,7 @@ def _read_compare_state(run_dir) -> dict:
 
 def load_compare_state(run_dir) -> tuple:
     """``(problem, config, losses, seeds, reference choice)`` of an interrupted comparison."""
-    from hrta_pde.problem import problem_from_dict
+    from hrta_pde.poisson.problem import problem_from_dict
 
     state = _read_compare_state(run_dir)
     problem = problem_from_dict(state["problem"], source=str(run_dir))
@@ -614,10 +614,10 @@ def format_compare(report: dict) -> str:
 
 def load_run(run_dir, command: str = "export") -> tuple:
     """``(problem, config, net, checkpoint)`` of a run folder, the network in its trained state."""
-    from hrta_pde.checkpoint import load_checkpoint
-    from hrta_pde.problem import problem_from_dict
+    from hrta_pde.io.checkpoint import load_checkpoint
+    from hrta_pde.poisson.problem import problem_from_dict
 
-    from hrta_pde.checkpoint import load_net_state
+    from hrta_pde.io.checkpoint import load_net_state
 
     ck = load_checkpoint(run_dir, command=command)
     problem = problem_from_dict(ck["problem"], source=str(run_dir))

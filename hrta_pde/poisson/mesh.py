@@ -35,6 +35,7 @@ from collections.abc import Mapping
 import meshio
 import numpy as np
 from scipy.spatial import Delaunay, QhullError, cKDTree
+from hrta_pde.io.atomic import atomic_write
 
 __all__ = ["MeshError", "mesh_geometry", "cell_measures", "write_mesh", "write_points_csv"]
 
@@ -639,17 +640,11 @@ def _atomic(path, write, direct=False):
             why = _one_line(err.strerror or err)
             raise _cannot(path, f"{why}; choose another output folder") from None
         return path
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        return atomic_write(path, write)
     except OSError as err:
         why = _one_line(err.strerror or err)
         raise _cannot(path, f"{why}; choose another output folder") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def write_mesh(mesh: meshio.Mesh, path, point_data: Mapping[str, np.ndarray],

@@ -122,7 +122,7 @@ def r_equivalence(phis: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Te
 
 def _leaves(shape, offset=0):
     """(leaf shape, offset of its first atomic part) in part order."""
-    from hrta_pde.problem import _Csg
+    from hrta_pde.poisson.problem import _Csg
 
     if isinstance(shape, _Csg):
         return _leaves(shape.a, offset) + _leaves(shape.b, offset + shape.a.n_parts)
@@ -131,7 +131,7 @@ def _leaves(shape, offset=0):
 
 def _piece(problem, k):
     """The ADF of atomic part ``k`` (before the sign/positivity checks)."""
-    from hrta_pde.problem import _Ball, _Box, _Polygon
+    from hrta_pde.poisson.problem import _Ball, _Box, _Polygon
 
     for leaf, off in _leaves(problem.shape):
         if off <= k < off + leaf.n_parts:
@@ -238,7 +238,7 @@ def _eval_g(g, x):
 def hard_dirichlet(problem) -> HardDirichlet:
     """The :class:`HardDirichlet` transform of a problem whose Dirichlet data are written in the
     file (the caller checks the refusal rules)."""
-    from hrta_pde.problem import _Ball, _Box
+    from hrta_pde.poisson.problem import _Ball, _Box
 
     conds = problem.conditions
     d_conds = {}

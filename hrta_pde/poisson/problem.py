@@ -65,7 +65,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from hrta_pde.expressions import (
+from hrta_pde.poisson.expressions import (
     ExpressionError,
     _cheap_simplify,
     _drop_delta,
@@ -102,7 +102,7 @@ DOMAIN_TYPES = ("interval", "rectangle", "box", "hypercube", "disk", "ball", "po
 BOUNDARY_TYPES = ("dirichlet", "neumann", "mixed", "robin")
 SAMPLERS = ("random", "uniform", "sobol")
 #: Keys allowed in the optional ``[solver]`` table; their values are checked by the solver.
-# The fields of hrta_pde.solve.SolveConfig (a test keeps the two in step).
+# The fields of hrta_pde.poisson.solve.SolveConfig (a test keeps the two in step).
 SOLVER_KEYS = ("loss", "schedule", "lr", "reset_optimizer", "plateau_window", "plateau_threshold", "net",
                "width", "depth", "phi", "points", "boundary_points", "sampler", "beta", "test_points",
                "eval_every", "checkpoint_every", "hard_bc", "record_every", "seed", "dtype", "device",
@@ -1683,7 +1683,7 @@ def problem_from_dict(data: dict, *, source: str = "problem dict") -> PoissonPro
     """Build a :class:`PoissonProblem` from the plain data of a problem file.
 
     Checks everything once, here: unknown keys, the domain, the expressions (parsed safely
-    with :func:`hrta_pde.expressions.parse_expression`; an :class:`ExpressionError` is raised
+    with :func:`hrta_pde.poisson.expressions.parse_expression`; an :class:`ExpressionError` is raised
     as is), that ``f = -laplacian(u)`` when both are given, that ``g = u`` and
     ``h = du/dn`` on the boundary when given with ``u``, and, for a pure Neumann problem,
     the compatibility ``int f + int h = 0``.  Other errors are :class:`ProblemError` with a
@@ -2059,11 +2059,11 @@ def load_problem(path) -> PoissonProblem:
 
 
 def _data_dir():
-    return resources.files("hrta_pde").joinpath("problems_data")
+    return resources.files("hrta_pde.poisson").joinpath("problems_data")
 
 
 def list_builtin_problems() -> list[str]:
-    """Names of the problems shipped in ``hrta_pde/problems_data`` (also in ``problems/``)."""
+    """Names of the problems shipped in ``hrta_pde/poisson/problems_data`` (also in ``problems/``)."""
     return sorted(p.name[:-5] for p in _data_dir().iterdir() if p.name.endswith(".toml"))
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from hrta_pde.signals import InterruptFlag, catch_interrupts  # noqa: F401  (re-exported)
+from hrta_pde.io.atomic import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "hrta_pde-checkpoint-2"  # 2: plain data only (1 pickled numpy arrays)
@@ -63,18 +64,7 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     """``torch.save`` to ``path`` atomically (temporary file + fsync + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save({"format": FORMAT, **payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # the previous checkpoint is untouched
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **payload}, tmp), fsync=True)
 
 
 def read_plain(path: str | os.PathLike):

@@ -6,6 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
+from hrta_pde.io.atomic import TMP_GLOB, atomic_write_text
 
 
 class RunDirError(ValueError):
@@ -36,7 +37,7 @@ IDENTITY = ".hrta_run.json"
 def clean_stale_tmp(path: str | os.PathLike) -> list[Path]:
     """Remove ``.*.tmp`` files left by writes that were killed (atomic writes use such names)."""
     removed = []
-    for tmp in Path(path).rglob(".*.tmp"):
+    for tmp in Path(path).rglob(TMP_GLOB):
         if tmp.is_file():
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
@@ -100,13 +101,7 @@ def _clean(value):
 
 def write_json(path: str | os.PathLike, data) -> Path:
     """Write JSON atomically (temporary file, then rename); non-finite floats become strings."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(_clean(data), fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(_clean(data), indent=2) + "\n")
 
 
 def summary(run_dir: Path) -> str:

@@ -10,7 +10,7 @@ For problems without a closed-form solution the error of a neural solver is meas
 P2 finite-element solution computed with scikit-fem (an optional dependency:
 ``pip install scikit-fem``):
 
-* :func:`solve_fem` meshes the domain with :func:`hrta_pde.mesh.mesh_geometry` at mesh size
+* :func:`solve_fem` meshes the domain with :func:`hrta_pde.poisson.mesh.mesh_geometry` at mesh size
   ``h`` (1-D lines, 2-D triangles, 3-D tetrahedra), assembles the stiffness matrix and the load
   ``(f, v)`` with quadrature of order 6 (order 4 in 3-D), puts the Dirichlet data ``g`` on every
   boundary degree of freedom (vertices *and* the edge-midpoint nodes of P2) and solves.
@@ -127,7 +127,7 @@ def _check_problem(problem) -> int:
 
 
 def _as_numpy_fn(expr, dim, what) -> Callable[[np.ndarray], np.ndarray]:
-    from hrta_pde.expressions import to_numpy
+    from hrta_pde.poisson.expressions import to_numpy
 
     try:
         return to_numpy(expr, dim)
@@ -175,7 +175,7 @@ def _evaluate(fn, X, what) -> np.ndarray:
 def _build_mesh(geom, h, dim):
     """(skfem mesh, P2 element, straight vertex mesh, curved?) for the domain at mesh size h."""
     skfem = _skfem()
-    from hrta_pde.mesh import mesh_geometry
+    from hrta_pde.poisson.mesh import mesh_geometry
 
     try:
         mm = mesh_geometry(geom, h)
