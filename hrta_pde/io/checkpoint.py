@@ -64,7 +64,10 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     """``torch.save`` to ``path`` atomically (temporary file + fsync + rename)."""
-    return atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **payload}, tmp), fsync=True)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            torch.save({"format": FORMAT, **payload}, fh)
+    return atomic_write(path, write, fsync=True)
 
 
 def read_plain(path: str | os.PathLike):
