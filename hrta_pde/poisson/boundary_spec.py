@@ -79,7 +79,7 @@ def _neumann_sides(top: dict, domain: dict, dim: int) -> tuple[str, ...]:
     if domain["type"] not in _BOX_TYPES:
         raise ProblemError(f"boundary.type 'mixed' needs a box domain ({', '.join(_BOX_TYPES)})"
                            f"; for domain type {domain['type']!r} give each boundary part its "
-                           "own [boundary.PART] table (hrta-pde problems --show lists the parts)")
+                           "own [boundary.PART] table (PART: a side, edge, circle or operand name)")
     allowed = side_names(dim)
     raw = require(top, "neumann_sides", "boundary", f"a list of box sides from: {', '.join(allowed)}")
     if not isinstance(raw, list) or not raw:

@@ -65,7 +65,7 @@ class Csg(Shape):
     intersection) or opposite ways (difference).
     """
 
-    def __init__(self, op: str, a: Shape, b: Shape, where: str):
+    def __init__(self, op: str, a: Shape, b: Shape, where: str = "domain"):
         self.op, self.a, self.b = op, a, b
         self.dim = a.dim
         self.tol = max(a.tol, b.tol)
@@ -101,6 +101,16 @@ class Csg(Shape):
             res = np.where((ca == 1) | (cb == -1), 1, np.where((ca == -1) & (cb == 1), -1, 0))
             res[both & same] = 1
         return res.astype(np.int8)
+
+    def inside(self, x):
+        """The set operation on the closed operands, without tolerance: ``A | B``, ``A & B`` or
+        ``A \\ B`` (a difference leaves out the boundary of what it removes)."""
+        ia, ib = self.a.inside(x), self.b.inside(x)
+        if self.op == "union":
+            return ia | ib
+        if self.op == "intersection":
+            return ia & ib
+        return ia & ~ib
 
     def normal(self, x):
         on_a = self.a.classify(x) == 0

@@ -340,7 +340,7 @@ def _segments_touch(p1, q1, p2, q2, eps):
 class Polygon(Shape):
     """A simple polygon (vertices in either orientation; stored counterclockwise)."""
 
-    def __init__(self, vertices, where: str):
+    def __init__(self, vertices, where: str = "domain"):
         v = np.asarray(vertices, dtype=np.float64)
         self.user_vertices = v
         nv = len(v)
