@@ -25,6 +25,10 @@ Everything is pure torch (no in-place updates, no ``.item()``), so the transform
 A plane or sphere that cuts through the domain, or a piece only partly on the boundary (a side
 swallowed by another CSG operand), has no such ADF here: :func:`dirichlet_pieces` raises
 :class:`DistanceError` with a one-line reason.
+
+The formulas live here; each shape of :mod:`hrta_pde.poisson.geometry` hands out the ones of its
+parts (``shape.distance_function(k)``, ``shape.bubble()``). :func:`hard_dirichlet` builds the
+transform of a problem, :func:`hard_bc_obstacle` says why it cannot (or None).
 """
 from __future__ import annotations
 
