@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.catalog import builtin_problem
 from hrta_pde.poisson.solve import SolveConfig, solve
 
 OLD_ADAM = {"phi": "relu3", "width": 64, "depth": 3, "points": 2000, "boundary_points": 400, "init": "glorot"}

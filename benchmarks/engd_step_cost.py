@@ -19,8 +19,9 @@ import torch
 
 from hrta_pde.engd import GramJacobian, GramSolver
 from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS
-from hrta_pde.poisson.problem import builtin_problem
-from hrta_pde.poisson.solve import SolveConfig, Setup, hard_dirichlet_transform
+from hrta_pde.poisson.catalog import builtin_problem
+from hrta_pde.poisson.distance import hard_dirichlet
+from hrta_pde.poisson.solve import SolveConfig, Setup
 
 
 def timed(fn) -> float:
@@ -34,7 +35,7 @@ def measure(width: int, points: int, rounds: int) -> dict:
     cfg = SolveConfig(width=width, depth=1, points=points, boundary_points=max(points // 5, 40), device="cpu")
     setup = Setup(problem, cfg)
     net = copy.deepcopy(setup.net)
-    net.apply_output_transform(hard_dirichlet_transform(problem))
+    net.apply_output_transform(hard_dirichlet(problem))
     ctx, loss_fn = setup.context, LOSS_FUNCTIONS["pinn"]
     params = list(net.parameters())
     jac = GramJacobian(net, [t for t in GRAM_FORMS["pinn"](ctx) if t.name != "dirichlet"])

@@ -26,7 +26,7 @@ PROBLEMS = {
 def main(argv=None) -> int:
     import torch
 
-    from hrta_pde.poisson.problem import problem_from_dict
+    from hrta_pde.poisson.spec import problem_from_dict
     from hrta_pde.poisson.solve import Setup, SolveConfig, solve
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.catalog import builtin_problem
 from hrta_pde.poisson.solve import SolveConfig, solve
 
 TARGETS = {"sobolev": 1e-3, "pinn": 1e-3, "ritz": 5e-3, "l2": 1e-3}

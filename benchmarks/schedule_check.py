@@ -21,7 +21,7 @@ def run_one(job: tuple) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.catalog import builtin_problem
     from hrta_pde.poisson.solve import SolveConfig, solve
 
     problem, loss, schedule, seed = job

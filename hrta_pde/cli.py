@@ -210,7 +210,7 @@ def _solver_config(args, problem):
 
 
 def _load(name_or_path):
-    from hrta_pde.poisson.problem import resolve_problem
+    from hrta_pde.poisson.catalog import resolve_problem
 
     return resolve_problem(name_or_path)
 
@@ -252,11 +252,11 @@ def _check_resumable(resume: dict, problem, cfg, run_dir) -> None:
 def _check_solvable(problem, cfg) -> None:
     """What ``solve`` refuses (the loss, hard_bc), checked before a run folder is created."""
     from hrta_pde.poisson.losses import check_loss
-    from hrta_pde.poisson.solve import hard_dirichlet_transform
+    from hrta_pde.poisson.distance import hard_dirichlet
 
     check_loss(cfg.loss, problem, cfg.phi)
     if cfg.hard_bc:
-        hard_dirichlet_transform(problem)
+        hard_dirichlet(problem)
 
 
 def _cmd_solve(args) -> int:
@@ -268,7 +268,7 @@ def _cmd_solve(args) -> int:
     resume = None
     if args.resume:
         from hrta_pde.io.checkpoint import CheckpointError, load_checkpoint
-        from hrta_pde.poisson.problem import problem_from_dict
+        from hrta_pde.poisson.spec import problem_from_dict
         from hrta_pde.io.runs import clean_stale_tmp
         from hrta_pde.poisson.solve import SolveConfig
 
@@ -432,8 +432,8 @@ def _cmd_ntk(args) -> int:
 def _cmd_problems(args) -> int:
     from pathlib import Path
 
-    from hrta_pde.poisson.problem import (builtin_problem_text, describe_parts, list_builtin_problems,
-                                  resolve_problem)
+    from hrta_pde.poisson.catalog import (builtin_problem_text, describe_parts, list_builtin_problems,
+                                          resolve_problem)
 
     if args.show:
         builtin = args.show in list_builtin_problems() and not Path(args.show).exists()

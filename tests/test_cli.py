@@ -7,7 +7,8 @@ import pytest
 
 from hrta_pde.cli import main
 from hrta_pde.ntk import gram_closed_form, paper_grid
-from hrta_pde.poisson.problem import list_builtin_problems, problem_from_dict
+from hrta_pde.poisson.catalog import list_builtin_problems
+from hrta_pde.poisson.spec import problem_from_dict
 
 
 def test_problems_lists_and_shows_loadable_files(capsys):

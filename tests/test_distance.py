@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from hrta_pde.poisson.distance import HardDirichlet, r_equivalence
-from hrta_pde.poisson.problem import builtin_problem, problem_from_dict
-from hrta_pde.poisson.solve import _hard_bc_obstacle, hard_dirichlet_transform
+from hrta_pde.poisson.catalog import builtin_problem
+from hrta_pde.poisson.spec import problem_from_dict
+from hrta_pde.poisson.distance import hard_bc_obstacle, hard_dirichlet
 
 T = torch.float64
 SQUARE = {"type": "rectangle", "xmin": [0.0, 0.0], "xmax": [1.0, 1.0]}
@@ -46,7 +47,7 @@ def test_r_equivalence_by_hand():
 
 def test_lshape_phi_vanishes_on_the_boundary_and_is_normalised():
     p = lshape()
-    tr = hard_dirichlet_transform(p)
+    tr = hard_dirichlet(p)
     assert isinstance(tr, HardDirichlet) and tr.kind == "adf"
     b, _ = check_phi(p, tr)
     # first order and normalised: |grad phi| = 1 (times the scale) on the edges, away from corners
@@ -68,7 +69,7 @@ def test_four_holes_different_data_per_part_and_a_neumann_hole():
                     "hole1": {"type": "dirichlet", "g": "0"}, "hole2": {"type": "dirichlet", "g": "0"},
                     "hole3": {"type": "dirichlet", "g": "x + y"}, "hole4": {"type": "neumann", "h": "0"}})
     assert "outer.x_min" in p.part_names and "hole4" in p.part_names
-    tr = hard_dirichlet_transform(p)
+    tr = hard_dirichlet(p)
     b, phi_b = check_phi(p, tr)
     assert (phi_b[b.neumann] > 1e-6).all()  # phi vanishes on the Dirichlet parts only
     x = b.x.numpy()
@@ -90,7 +91,7 @@ def test_annulus_with_dirichlet_outside_only_and_works_under_vmap_and_jacrev():
                            "solution": {"f": "1"},
                            "boundary": {"a": {"type": "dirichlet", "g": "x"}, "b": {"type": "robin",
                                                                                    "alpha": "1", "h": "0"}}})
-    tr = hard_dirichlet_transform(p)
+    tr = hard_dirichlet(p)
     b, phi_b = check_phi(p, tr)
     assert (phi_b[b.robin] > 0.1).all()
     x = p.sample_interior(7, generator=gen(6), dtype=T)
@@ -106,7 +107,7 @@ def test_annulus_with_dirichlet_outside_only_and_works_under_vmap_and_jacrev():
 
 
 def test_box_and_ball_keep_their_product_formulas():
-    tr = hard_dirichlet_transform(builtin_problem("poisson_2d_sin"))
+    tr = hard_dirichlet(builtin_problem("poisson_2d_sin"))
     assert tr.kind == "box"
     x = torch.tensor([[0.5, 0.5], [0.25, 0.5]], dtype=T)
     torch.testing.assert_close(tr.phi(x), torch.tensor([1.0, 0.75], dtype=T), rtol=0, atol=1e-15)
@@ -117,17 +118,17 @@ def test_refusals():
     p = problem_from_dict({"domain": {"type": "union", "a": SQUARE, "b": {
         "type": "rectangle", "xmin": [0.5, 0.5], "xmax": [1.5, 1.5]}}, "solution": {"f": "1"},
         "boundary": {"type": "dirichlet", "g": "0"}})
-    assert "only partly on the boundary" in _hard_bc_obstacle(p)
+    assert "only partly on the boundary" in hard_bc_obstacle(p)
     # a 3-D box face plane through the domain (a box hole)
     p = problem_from_dict({"domain": {"type": "difference", "a": {"type": "box", "xmin": [0, 0, 0],
                                                                   "xmax": [1, 1, 1]},
                                       "b": {"type": "box", "xmin": [0.4] * 3, "xmax": [0.6] * 3}},
                            "solution": {"f": "1"}, "boundary": {"type": "dirichlet", "g": "0"}})
-    assert "cuts through the domain" in _hard_bc_obstacle(p)
+    assert "cuts through the domain" in hard_bc_obstacle(p)
     # no Dirichlet part, g from u, g = u
-    assert "needs a Dirichlet part" in _hard_bc_obstacle(builtin_problem("poisson_neumann_square"))
-    assert "derives g from u" in _hard_bc_obstacle(builtin_problem("poisson_lshape"))
+    assert "needs a Dirichlet part" in hard_bc_obstacle(builtin_problem("poisson_neumann_square"))
+    assert "derives g from u" in hard_bc_obstacle(builtin_problem("poisson_lshape"))
     with pytest.raises(ValueError, match="equals u inside"):
-        hard_dirichlet_transform(problem_from_dict({"domain": {"type": "lshape"},
-                                                    "solution": {"u": "x*y"},
-                                                    "boundary": {"g": "x*y"}}))
+        hard_dirichlet(problem_from_dict({"domain": {"type": "lshape"},
+                                          "solution": {"u": "x*y"},
+                                          "boundary": {"g": "x*y"}}))

@@ -8,7 +8,7 @@ import hrta_pde as H
 from hrta_pde.engd import (EngdError, EngdOptions, GramJacobian, GramTerm, check_memory,
                            natural_direction, point_features)
 from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext
-from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.catalog import builtin_problem
 from hrta_pde.poisson.solve import SolveConfig, solve
 from hrta_pde.io.checkpoint import load_checkpoint
 
@@ -210,12 +210,12 @@ def test_mixed_optimizer_schedule_resumes_bit_for_bit(tmp_path):
 
 
 def test_forward_laplacian_through_a_dirichlet_lift_equals_autograd():
-    from hrta_pde.poisson.solve import hard_dirichlet_transform
+    from hrta_pde.poisson.distance import hard_dirichlet
 
     problem = builtin_problem("poisson_disk")
     torch.manual_seed(5)
     net = H.homotopy_fnn([2, 10, 10, 1], "tanh").double()
-    net.apply_output_transform(hard_dirichlet_transform(problem) if _has_g(problem) else
+    net.apply_output_transform(hard_dirichlet(problem) if _has_g(problem) else
                                _lift_like(problem))
     feats = point_features(net)
     assert feats.__qualname__.startswith("_lifted")

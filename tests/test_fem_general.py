@@ -6,7 +6,8 @@ import pytest
 pytest.importorskip("skfem")
 
 from hrta_pde.poisson.fem import FEMError, fem_errors, solve_fem  # noqa: E402
-from hrta_pde.poisson.problem import builtin_problem, problem_from_dict  # noqa: E402
+from hrta_pde.poisson.catalog import builtin_problem  # noqa: E402
+from hrta_pde.poisson.spec import problem_from_dict  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors:DeprecationWarning")
 

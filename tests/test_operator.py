@@ -13,7 +13,9 @@ import torch
 from hrta_pde.cli import main
 from hrta_pde.poisson.expressions import ExpressionError, gradient, parse_expression, to_numpy, to_torch
 from hrta_pde.poisson.losses import LossContext, pinn_loss, ritz_loss
-from hrta_pde.poisson.problem import ProblemError, builtin_problem, problem_from_dict
+from hrta_pde.poisson.catalog import builtin_problem
+from hrta_pde.poisson.errors import ProblemError
+from hrta_pde.poisson.spec import problem_from_dict
 
 T = torch.float64
 SQUARE = {"type": "rectangle", "xmin": [0.0, 0.0], "xmax": [1.0, 1.0]}
@@ -159,7 +161,7 @@ def test_box_sides_get_their_own_data_and_written_data_is_checked():
 def test_bad_boundary_parts_get_one_line_and_exit_code_2(boundary, msg, tmp_path, capsys):
     import tomllib
 
-    from hrta_pde.poisson.problem import _toml_table
+    from hrta_pde.poisson.problem_toml import _toml_table
 
     lines = []
     _toml_table({"domain": HOLED, "solution": {"u": "x^2 + y"}, "boundary": boundary}, None, lines)

@@ -10,15 +10,11 @@ import sympy
 import torch
 
 from hrta_pde.poisson.expressions import ExpressionError, laplacian, parse_expression, to_numpy
-from hrta_pde.poisson.problem import (
-    BoundaryBatch,
-    ProblemError,
-    builtin_problem,
-    list_builtin_problems,
-    load_problem,
-    problem_from_dict,
-    problem_to_toml,
-)
+from hrta_pde.poisson.catalog import builtin_problem, list_builtin_problems, load_problem
+from hrta_pde.poisson.errors import ProblemError
+from hrta_pde.poisson.problem import BoundaryBatch
+from hrta_pde.poisson.problem_toml import problem_to_toml
+from hrta_pde.poisson.spec import problem_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = ["paper_pde", "poisson_10d", "poisson_1d", "poisson_2d_sin", "poisson_3d_cube",

@@ -12,7 +12,7 @@ import torch
 
 from hrta_pde.io.checkpoint import load_checkpoint, save_checkpoint
 from hrta_pde.cli import main
-from hrta_pde.poisson.problem import builtin_problem
+from hrta_pde.poisson.catalog import builtin_problem
 from hrta_pde.poisson.solve import SolveConfig, compare, load_run, solve
 
 QUIET = dict(log=lambda *a: None)
@@ -177,7 +177,8 @@ def test_fem_reference_gives_the_same_errors_as_the_exact_solution():
 def test_problem_file_solver_keys_are_the_solver_settings(tmp_path):
     from dataclasses import fields
 
-    from hrta_pde.poisson.problem import SOLVER_KEYS, load_problem
+    from hrta_pde.poisson.catalog import load_problem
+    from hrta_pde.poisson.spec import SOLVER_KEYS
 
     assert set(SOLVER_KEYS) == {f.name for f in fields(SolveConfig)}
     res = solve(builtin_problem("poisson_1d"), small(schedule="1:5"), out=tmp_path / "r", **QUIET)
@@ -195,7 +196,7 @@ def test_run_folder_plots_are_valid_pngs(name, tmp_path):
 
 
 def _with_g(name, g):
-    from hrta_pde.poisson.problem import problem_from_dict
+    from hrta_pde.poisson.spec import problem_from_dict
 
     spec = builtin_problem(name).spec
     spec = {**spec, "boundary": {**spec["boundary"], "g": g}}

@@ -75,7 +75,7 @@ def param_hash(net) -> str:
 
 
 def task_fn(task: dict) -> dict:
-    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.catalog import builtin_problem
     from hrta_pde.poisson.solve import Setup, solve
 
     problem = builtin_problem(task["problem"])

@@ -83,7 +83,7 @@ def make_config(task: dict):
 
 
 def task_fn(task: dict) -> dict:
-    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.catalog import builtin_problem
     from hrta_pde.poisson.solve import Setup, solve
 
     problem = builtin_problem(task["problem"])
@@ -104,7 +104,7 @@ def task_fn(task: dict) -> dict:
 
 
 def tasks_of(prof: dict, seeds: int | None) -> list[dict]:
-    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.catalog import builtin_problem
 
     tasks = []
     for problem, loss in prof["problems"]:

@@ -25,6 +25,10 @@ Everything is pure torch (no in-place updates, no ``.item()``), so the transform
 A plane or sphere that cuts through the domain, or a piece only partly on the boundary (a side
 swallowed by another CSG operand), has no such ADF here: :func:`dirichlet_pieces` raises
 :class:`DistanceError` with a one-line reason.
+
+The formulas live here; each shape of :mod:`hrta_pde.poisson.geometry` hands out the ones of its
+parts (``shape.distance_function(k)``, ``shape.bubble()``). :func:`hard_dirichlet` builds the
+transform of a problem, :func:`hard_bc_obstacle` says why it cannot (or None).
 """
 from __future__ import annotations
 
@@ -33,7 +37,10 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["DistanceError", "HardDirichlet", "dirichlet_pieces", "r_equivalence"]
+from hrta_pde.poisson.expressions import expressions_agree
+
+__all__ = ["DistanceError", "HardDirichlet", "dirichlet_pieces", "hard_bc_applicable", "hard_bc_obstacle",
+           "hard_dirichlet", "r_equivalence"]
 
 
 class DistanceError(ValueError):
@@ -54,7 +61,7 @@ def _sqrt(s):
     return torch.sqrt(torch.clamp(s, min=_TINY))
 
 
-class _Segment:
+class Segment:
     def __init__(self, p, q):
         self.p, self.q = np.asarray(p, float), np.asarray(q, float)
         self.L = float(np.linalg.norm(self.q - self.p))
@@ -70,7 +77,7 @@ class _Segment:
         return _sqrt(f**2 + ((varphi - t) / 2) ** 2)
 
 
-class _Line:
+class Line:
     """Signed distance to the line through a segment (used where the line stays outside the
     domain: smoother and cheaper than the trimmed segment, no singular derivatives at its ends)."""
 
@@ -84,7 +91,7 @@ class _Line:
         return self.sign * (rel[..., 0] * d[1] - rel[..., 1] * d[0]) / self.L
 
 
-class _Sphere:
+class Sphere:
     def __init__(self, center, radius, sign):
         self.c, self.r, self.sign = np.asarray(center, float), float(radius), float(sign)
 
@@ -92,12 +99,38 @@ class _Sphere:
         return self.sign * (self.r**2 - ((x - _t(self.c, x)) ** 2).sum(dim=-1)) / (2 * self.r)
 
 
-class _Plane:
+class Plane:
     def __init__(self, axis, value, sign):
         self.axis, self.value, self.sign = int(axis), float(value), float(sign)
 
     def __call__(self, x):
         return self.sign * (x[..., self.axis] - self.value)
+
+
+class BoxBubble:
+    """``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2``: zero on the box's boundary, 1 at its
+    centre."""
+
+    kind = "box"
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+
+    def __call__(self, x):
+        a, b = _t(self.lo, x), _t(self.hi, x)
+        return torch.prod((x - a) * (b - x) / ((b - a) / 2) ** 2, dim=-1)
+
+
+class BallBubble:
+    """``1 - |x - c|^2 / r^2``: zero on the sphere, 1 at the centre."""
+
+    kind = "ball"
+
+    def __init__(self, center, radius):
+        self.c, self.r = np.array(center, dtype=float), float(radius)
+
+    def __call__(self, x):
+        return 1.0 - ((x - _t(self.c, x)) ** 2).sum(dim=-1) / self.r**2
 
 
 def r_equivalence(phis: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -120,40 +153,6 @@ def r_equivalence(phis: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Te
     return prefix[-1] * phis[-1] / total, [o / total for o in others]
 
 
-def _leaves(shape, offset=0):
-    """(leaf shape, offset of its first atomic part) in part order."""
-    from hrta_pde.poisson.problem import _Csg
-
-    if isinstance(shape, _Csg):
-        return _leaves(shape.a, offset) + _leaves(shape.b, offset + shape.a.n_parts)
-    return [(shape, offset)]
-
-
-def _piece(problem, k):
-    """The ADF of atomic part ``k`` (before the sign/positivity checks)."""
-    from hrta_pde.poisson.problem import _Ball, _Box, _Polygon
-
-    for leaf, off in _leaves(problem.shape):
-        if off <= k < off + leaf.n_parts:
-            j = k - off
-            if isinstance(leaf, _Box):
-                axis, upper = j // 2, j % 2 == 1
-                value = leaf.hi[axis] if upper else leaf.lo[axis]
-                if leaf.dim == 2:
-                    other = 1 - axis
-                    p, q = np.empty(2), np.empty(2)
-                    p[axis] = q[axis] = value
-                    p[other], q[other] = leaf.lo[other], leaf.hi[other]
-                    return _Segment(p, q)
-                return _Plane(axis, value, -1.0 if upper else 1.0)
-            if isinstance(leaf, _Polygon):
-                v = leaf.user_vertices
-                return _Segment(v[j], v[(j + 1) % len(v)])
-            if isinstance(leaf, _Ball):
-                return _Sphere(leaf.center, leaf.radius, 1.0)
-    raise DistanceError(f"no boundary part {k}")  # pragma: no cover
-
-
 def dirichlet_pieces(problem, n_check: int = 4096):
     """``(phis, x_check)``: the ADF of every Dirichlet part (oriented, checked), by part index.
 
@@ -174,21 +173,21 @@ def dirichlet_pieces(problem, n_check: int = 4096):
         if not np.all(shape.classify(xp) == 0):
             raise DistanceError(f"the Dirichlet part {name!r} is only partly on the boundary of the "
                                 "domain (another operand covers some of it)")
-        phi = _piece(problem, k)
-        if isinstance(phi, _Segment):  # the plain line where it does not cut the domain
-            line = _Line(phi.p, phi.q)
+        phi = shape.distance_function(k)
+        if isinstance(phi, Segment):  # the plain line where it does not cut the domain
+            line = Line(phi.p, phi.q)
             lv = line(x)
             if bool((lv < 0).all()):
                 line.sign, lv = -1.0, -lv
             if bool((lv > 0).all()):
                 phi = line
         v = phi(x)
-        if isinstance(phi, (_Sphere, _Plane)) and bool((v < 0).all()):
+        if isinstance(phi, (Sphere, Plane)) and bool((v < 0).all()):
             phi.sign = -phi.sign
             v = -v
         if not bool((v > 0).all()):
-            what = "sphere" if isinstance(phi, _Sphere) and problem.dim > 2 else (
-                "circle" if isinstance(phi, _Sphere) else "plane")
+            what = "sphere" if isinstance(phi, Sphere) and problem.dim > 2 else (
+                "circle" if isinstance(phi, Sphere) else "plane")
             raise DistanceError(f"the {what} of the Dirichlet part {name!r} cuts through the domain, "
                                 "so its distance function would vanish inside")
         phis[k] = phi
@@ -235,35 +234,75 @@ def _eval_g(g, x):
     return g(x)
 
 
-def hard_dirichlet(problem) -> HardDirichlet:
-    """The :class:`HardDirichlet` transform of a problem whose Dirichlet data are written in the
-    file (the caller checks the refusal rules)."""
-    from hrta_pde.poisson.problem import _Ball, _Box
+def hard_bc_obstacle(problem) -> str | None:
+    """Why :func:`hard_dirichlet` cannot apply to ``problem`` (None if it can)."""
+    conds = [cd for k, cd in enumerate(problem.conditions) if cd is not None and cd.kind == "dirichlet"
+             and (not problem.parts.present or problem.parts.present[k])]
+    if not conds:
+        return (f"hard_bc needs a Dirichlet part; {problem.name!r} is a {problem.boundary_kind} problem "
+                "without one")
+    inside = None
+    for cd in {id(cd): cd for cd in conds}.values():
+        if "g" not in cd.written:
+            return (f"hard_bc needs the Dirichlet data g written in the problem file ({cd.where} g = ...): it "
+                    f"is extended into the domain from that expression, and {problem.name!r} derives g from "
+                    "u, which would hand the network the exact solution")
+        if problem.u is not None:
+            if inside is None:
+                inside = problem.sample_interior(64, generator=torch.Generator().manual_seed(0),
+                                                 sampler="random", dtype=torch.float64, device="cpu").numpy()
+            if expressions_agree(cd.g, problem.u, problem.dim, points=inside):
+                return (f"hard_bc: g of {problem.name!r} ({cd.where}) equals u inside the domain too, so the "
+                        "extension would be the exact solution; write g so that it only matches u on the "
+                        "boundary")
+    if not _bubble_applies(problem):
+        try:
+            dirichlet_pieces(problem)
+        except DistanceError as exc:
+            return f"hard_bc: {exc}"
+    return None
 
+
+def hard_bc_applicable(problem) -> bool:
+    """Whether :func:`hard_dirichlet` applies (see :func:`hard_bc_obstacle`)."""
+    return hard_bc_obstacle(problem) is None
+
+
+def _bubble_applies(problem) -> bool:
+    """Pure Dirichlet with one ``g`` on a shape with a product formula (a box or a ball)."""
+    conds = problem.conditions
+    d_conds = {id(cd) for k, cd in enumerate(conds) if cd is not None and cd.kind == "dirichlet"
+               and (not problem.parts.present or problem.parts.present[k])}
+    return (all(cd is not None and cd.kind == "dirichlet" for cd in conds) and len(d_conds) == 1
+            and problem.shape.bubble() is not None)
+
+
+def hard_dirichlet(problem) -> HardDirichlet:
+    """``u = g_ext(x) + phi(x) N(x)``: the problem's Dirichlet data imposed exactly.
+
+    ``phi`` vanishes exactly on the Dirichlet parts and is positive inside, scaled to at most 1: for a
+    pure Dirichlet problem with one ``g`` on a box ``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2``
+    and on a ball ``1 - |x - c|^2 / r^2`` (the shape's :meth:`bubble`); elsewhere (polygons, disks with
+    holes, CSG domains, Dirichlet data on some parts only) the R-function combination of the parts'
+    distance functions (the shape's ``distance_function``). ``g_ext`` is the Dirichlet expression of the
+    problem file evaluated inside the domain too, blended by transfinite interpolation where parts have
+    different data. Refused with :class:`DistanceError` (the reason of :func:`hard_bc_obstacle`):
+    problems without Dirichlet parts, a ``g`` derived from ``u`` or equal to ``u`` inside (the
+    extension would be the exact solution), and parts without a distance function here.
+    """
+    obstacle = hard_bc_obstacle(problem)
+    if obstacle is not None:
+        raise DistanceError(obstacle + "; impose the Dirichlet data with the boundary penalty instead "
+                            "(hard_bc off)")
     conds = problem.conditions
     d_conds = {}
     for k, cd in enumerate(conds):
         if cd is not None and cd.kind == "dirichlet" and (not problem.parts.present
                                                           or problem.parts.present[k]):
             d_conds.setdefault(id(cd), (cd, []))[1].append(k)
-    shape = problem.shape
-    all_dirichlet = all(cd is not None and cd.kind == "dirichlet" for cd in conds)
-    if all_dirichlet and len(d_conds) == 1 and isinstance(shape, (_Box, _Ball)):
-        g = next(iter(d_conds.values()))[0].g_torch
-        if isinstance(shape, _Box):
-            lo, hi = shape.lo.copy(), shape.hi.copy()
-
-            def phi(x):
-                a, b = _t(lo, x), _t(hi, x)
-                return torch.prod((x - a) * (b - x) / ((b - a) / 2) ** 2, dim=-1)
-
-            return HardDirichlet(phi, [(None, g)], "box")
-        c, r = shape.center.copy(), shape.radius
-
-        def phi(x):
-            return 1.0 - ((x - _t(c, x)) ** 2).sum(dim=-1) / r**2
-
-        return HardDirichlet(phi, [(None, g)], "ball")
+    if _bubble_applies(problem):
+        bubble = problem.shape.bubble()
+        return HardDirichlet(bubble, [(None, next(iter(d_conds.values()))[0].g_torch)], bubble.kind)
     pieces, x = dirichlet_pieces(problem)
     groups = [([pieces[k] for k in ks], cd.g_torch) for cd, ks in d_conds.values()]
     order = [pieces[k] for k in sorted(pieces)]

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrta_pde.poisson.mesh import MeshError, mesh_geometry, write_mesh, write_points_csv
+from hrta_pde.io.meshfiles import MeshError, write_mesh, write_points_csv
+from hrta_pde.poisson.mesh import mesh_shape
 
 MESH_SUFFIXES = (".vtu", ".xdmf", ".xmf", ".vtk", ".msh", ".mesh", ".med", ".ply", ".stl", ".off", ".obj")
 
@@ -41,8 +42,7 @@ def check_export_targets(targets, problem, h=None) -> None:
 
 def default_resolution(problem) -> float:
     """Mesh size: the bounding box diagonal / 40 (2-D), / 15 (3-D), / 400 (1-D)."""
-    lo, hi = problem.geometry.bbox
-    diameter = float(np.linalg.norm(np.asarray(hi) - np.asarray(lo)))
+    diameter = float(np.linalg.norm(problem.shape.hi - problem.shape.lo))
     return diameter / {1: 400, 2: 40, 3: 15}.get(problem.dim, 10)
 
 
@@ -83,7 +83,7 @@ def export_solution(net, problem, target, *, h: float | None = None, metrics: di
         return write_points_csv(x, target, point_fields(net, problem, x))
     check_resolution(h)
     h = default_resolution(problem) if h is None else h
-    mesh = mesh_geometry(problem.geometry, h)
+    mesh = mesh_shape(problem.shape, h)
     fields = point_fields(net, problem, np.asarray(mesh.points[:, :problem.dim], dtype=float))
     field_data = None
     if target.suffix.lower() == ".vtu":

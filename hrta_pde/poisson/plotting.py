@@ -1,7 +1,6 @@
 """Figures with matplotlib (imported here only, on the Agg backend: no display needed)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -123,11 +122,11 @@ def plot_solution(net, problem, path, *, title: str | None = None) -> Path | Non
     """The solution, the exact solution and the error: lines (1-D), filled triangle plots on a
     conforming mesh of the domain (2-D), or the three mid-plane slices (3-D). ``None`` for d > 3."""
     from hrta_pde.poisson.export import default_resolution
-    from hrta_pde.poisson.mesh import mesh_geometry
+    from hrta_pde.poisson.mesh import mesh_shape
 
     title = title or f"{problem.name}: solution"
     if problem.dim == 1:
-        mesh = mesh_geometry(problem.geometry, default_resolution(problem))
+        mesh = mesh_shape(problem.shape, default_resolution(problem))
         x = np.asarray(mesh.points[:, 0], dtype=float)
         u, exact = _values(net, problem, x[:, None])
         curves = {"network u": u} | ({"exact u*": exact} if exact is not None else {})
@@ -136,7 +135,7 @@ def plot_solution(net, problem, path, *, title: str | None = None) -> Path | Non
         from matplotlib.figure import Figure
         from matplotlib.tri import Triangulation
 
-        mesh = mesh_geometry(problem.geometry, default_resolution(problem) / 1.5)
+        mesh = mesh_shape(problem.shape, default_resolution(problem) / 1.5)
         pts = np.asarray(mesh.points[:, :2], dtype=float)
         tri = Triangulation(pts[:, 0], pts[:, 1], mesh.cells[0].data)
         u, exact = _values(net, problem, pts)
@@ -154,7 +153,7 @@ def plot_solution(net, problem, path, *, title: str | None = None) -> Path | Non
     if problem.dim == 3:
         from matplotlib.figure import Figure
 
-        lo, hi = (np.asarray(b, dtype=float) for b in problem.geometry.bbox)
+        lo, hi = problem.shape.lo, problem.shape.hi
         mid = 0.5 * (lo + hi)
         n = 80
         rows = []
@@ -164,7 +163,7 @@ def plot_solution(net, problem, path, *, title: str | None = None) -> Path | Non
             pts = np.empty((n * n, 3))
             pts[:, axis] = mid[axis]
             pts[:, free[0]], pts[:, free[1]] = a.ravel(), b.ravel()
-            inside = problem.geometry.inside(pts) | problem.geometry.on_boundary(pts)
+            inside = problem.shape.classify(pts) <= 0  # the closed domain
             u, exact = _values(net, problem, pts)
             fields = [("network u", u)] + ([("exact u*", exact), ("error u - u*", u - exact)] if exact is not None else [])
             rows.append((f"{name} = {mid[axis]:.3g}", free, lo, hi, [(lab, np.where(inside, v, np.nan)) for lab, v in fields]))

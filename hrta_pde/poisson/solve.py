@@ -2,7 +2,7 @@
 
 Example::
 
-    from hrta_pde.poisson.problem import builtin_problem
+    from hrta_pde.poisson.catalog import builtin_problem
     from hrta_pde.poisson.solve import SolveConfig, solve
     result = solve(builtin_problem("poisson_2d_sin"), SolveConfig(loss="sobolev"))
     result.metrics["rel_l2"]
@@ -23,6 +23,7 @@ from hrta_pde._backend import resolve_device, resolve_dtype
 from hrta_pde.activation import get_phi
 from hrta_pde.history import History
 from hrta_pde.engd import EngdOptions, GramJacobian
+from hrta_pde.poisson.distance import hard_bc_applicable, hard_dirichlet
 from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext, check_loss
 from hrta_pde.poisson.metrics import evaluate
 from hrta_pde.networks import HomotopyNet, homotopy_fnn
@@ -192,68 +193,6 @@ def domain_init(net, x: torch.Tensor, generator: torch.Generator, std: float = I
         h = act(layer(h))
 
 
-def _hard_bc_obstacle(problem) -> str | None:
-    """Why :func:`hard_dirichlet_transform` cannot apply to ``problem`` (None if it can)."""
-    from hrta_pde.poisson.distance import DistanceError, dirichlet_pieces
-    from hrta_pde.poisson.expressions import expressions_agree
-    from hrta_pde.poisson.problem import _Ball, _Box
-
-    conds = [cd for k, cd in enumerate(problem.conditions) if cd is not None and cd.kind == "dirichlet"
-             and (not problem.parts.present or problem.parts.present[k])]
-    if not conds:
-        return (f"hard_bc needs a Dirichlet part; {problem.name!r} is a {problem.boundary_kind} problem "
-                "without one")
-    inside = None
-    for cd in {id(cd): cd for cd in conds}.values():
-        if "g" not in cd.written:
-            return (f"hard_bc needs the Dirichlet data g written in the problem file ({cd.where} g = ...): it "
-                    f"is extended into the domain from that expression, and {problem.name!r} derives g from "
-                    "u, which would hand the network the exact solution")
-        if problem.u is not None:
-            if inside is None:
-                inside = problem.sample_interior(64, generator=torch.Generator().manual_seed(0),
-                                                 sampler="random", dtype=torch.float64, device="cpu").numpy()
-            if expressions_agree(cd.g, problem.u, problem.dim, points=inside):
-                return (f"hard_bc: g of {problem.name!r} ({cd.where}) equals u inside the domain too, so the "
-                        "extension would be the exact solution; write g so that it only matches u on the "
-                        "boundary")
-    simple = (all(cd is not None and cd.kind == "dirichlet" for cd in problem.conditions)
-              and len({id(cd) for cd in conds}) == 1 and isinstance(problem.shape, (_Box, _Ball)))
-    if not simple:
-        try:
-            dirichlet_pieces(problem)
-        except DistanceError as exc:
-            return f"hard_bc: {exc}"
-    return None
-
-
-def hard_bc_applicable(problem) -> bool:
-    """Whether :func:`hard_dirichlet_transform` applies (see :func:`_hard_bc_obstacle`)."""
-    return _hard_bc_obstacle(problem) is None
-
-
-def hard_dirichlet_transform(problem):
-    """``u = g_ext(x) + phi(x) N(x)``: Dirichlet data imposed exactly, as a
-    :class:`hrta_pde.poisson.distance.HardDirichlet` (``.phi(x)``, ``.g_ext(x)``, callable as
-    ``transform(x, out)`` for ``net.apply_output_transform``).
-
-    ``phi`` vanishes exactly on the Dirichlet parts and is positive inside, scaled to at most 1: for a
-    pure Dirichlet problem with one ``g`` on a box ``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2``
-    and on a ball ``1 - |x - c|^2 / r^2`` (as before); elsewhere (polygons, disks with holes, CSG domains,
-    Dirichlet data on some parts only) the R-function combination of the parts' distance functions of
-    :mod:`hrta_pde.poisson.distance`. ``g_ext`` is the Dirichlet expression of the problem file evaluated inside
-    the domain too, blended by transfinite interpolation where parts have different data. Refused:
-    problems without Dirichlet parts, a ``g`` derived from ``u`` or equal to ``u`` inside (the
-    extension would be the exact solution), and parts without a distance function here.
-    """
-    from hrta_pde.poisson.distance import hard_dirichlet
-
-    obstacle = _hard_bc_obstacle(problem)
-    if obstacle is not None:
-        raise ValueError(obstacle + ": drop --hard-bc (the boundary penalty works everywhere)")
-    return hard_dirichlet(problem)
-
-
 class _CachedReference:
     """A reference solution whose values at the test points are computed once (a finite element
     solution is located and evaluated point by point, which costs more than a training step)."""
@@ -327,7 +266,7 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
     stops after that many iterations as if interrupted (for tests).
     """
     from hrta_pde.io.checkpoint import catch_sigint, save_checkpoint, set_rng_state
-    from hrta_pde.poisson.problem import problem_to_toml
+    from hrta_pde.poisson.problem_toml import problem_to_toml
     from hrta_pde.io.runs import make_run_dir
 
     setup = setup or Setup(problem, cfg, points=resume.get("points") if resume else None)
@@ -336,7 +275,7 @@ def solve(problem, cfg: SolveConfig, *, out=None, progress: bool = False, setup:
     cfg.schedule = cfg.resolved_schedule()  # the run folder records the settings actually run
     if cfg.hard_bc is None:
         cfg.hard_bc = loss_name == "pinn" and hard_bc_applicable(problem)
-    hard_transform = hard_dirichlet_transform(problem) if cfg.hard_bc else None  # checks it applies
+    hard_transform = hard_dirichlet(problem) if cfg.hard_bc else None  # checks it applies
     schedule = cfg.make_schedule()
     run_dir = make_run_dir(out, "solve") if out is not None else None
     if run_dir is not None:
@@ -478,7 +417,7 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     run_dir = make_run_dir(out, "compare") if out is not None else None
     done: dict[str, dict] = {}
     if run_dir is not None:
-        from hrta_pde.poisson.problem import problem_to_toml
+        from hrta_pde.poisson.problem_toml import problem_to_toml
 
         clean_stale_tmp(run_dir)
         if resume:
@@ -592,7 +531,7 @@ def _read_compare_state(run_dir) -> dict:
 
 def load_compare_state(run_dir) -> tuple:
     """``(problem, config, losses, seeds, reference choice)`` of an interrupted comparison."""
-    from hrta_pde.poisson.problem import problem_from_dict
+    from hrta_pde.poisson.spec import problem_from_dict
 
     state = _read_compare_state(run_dir)
     problem = problem_from_dict(state["problem"], source=str(run_dir))
@@ -615,7 +554,7 @@ def format_compare(report: dict) -> str:
 def load_run(run_dir, command: str = "export") -> tuple:
     """``(problem, config, net, checkpoint)`` of a run folder, the network in its trained state."""
     from hrta_pde.io.checkpoint import load_checkpoint
-    from hrta_pde.poisson.problem import problem_from_dict
+    from hrta_pde.poisson.spec import problem_from_dict
 
     from hrta_pde.io.checkpoint import load_net_state
 
@@ -628,5 +567,5 @@ def load_run(run_dir, command: str = "export") -> tuple:
     net = build_network(cfg, problem.dim, torch.Generator().manual_seed(cfg.seed), dtype, torch.device("cpu"))
     load_net_state(net, ck["net"], Path(run_dir) / "checkpoint.pt")
     if cfg.hard_bc:
-        net.apply_output_transform(hard_dirichlet_transform(problem))
+        net.apply_output_transform(hard_dirichlet(problem))
     return problem, cfg, net, ck
