@@ -183,7 +183,7 @@ class StageMachine:
     Args:
         net: the network whose homotopy activations get each stage's ``s``.
         schedule: the stages.
-        optimizers: what each stage's optimizer is (:meth:`StageOptimizers.enter` at each stage).
+        optimizers: the run's optimizers (:meth:`StageOptimizers.enter` prepares each stage's).
         params: the trained parameters (copied each iteration, to undo a non-finite loss).
         history, position: continue a run (from a checkpoint) instead of starting one.
         record_every: a :class:`History` row every this many iterations, and at each stage end.
