@@ -52,14 +52,28 @@ def get_phi(phi: str | Callable) -> tuple[str, Callable[[torch.Tensor], torch.Te
 
 
 def check_s(s) -> float:
-    """Validate a homotopy parameter: a finite real number with ``0 <= s <= 2``."""
+    """Validate a homotopy parameter: a finite real number (not a string or bool) with ``0 <= s <= 2``."""
+    if isinstance(s, (str, bytes, bool)):
+        kind = "bool" if isinstance(s, bool) else "string"
+        raise ValueError(f"s={s!r} is a {kind}: the homotopy parameter must be a number in [0, 2]")
     try:
         value = float(s)
     except (TypeError, ValueError):
-        raise ValueError(f"s={s!r} is not a number: the homotopy parameter must be in [0, 2]") from None
+        raise ValueError(f"s={s!r} ({type(s).__name__}) is not a number: "
+                         "the homotopy parameter must be in [0, 2]") from None
     if not math.isfinite(value) or not 0.0 <= value <= 2.0:
         raise ValueError(f"s={value!r} is out of range: the homotopy parameter must satisfy 0 <= s <= 2")
     return value
+
+
+def sigma_s(z, s, phi: Callable):
+    """``sigma_s(z) = (1 - s) z + s phi(z)``, for torch tensors or numpy arrays (``phi`` to match)."""
+    return (1.0 - s) * z + s * phi(z)
+
+
+def sigma_s_prime(z, s, phi_prime: Callable):
+    """``sigma_s'(z) = (1 - s) + s phi'(z)``; for ``phi = ReLU``, ``phi'(z) = 1[z > 0]``."""
+    return (1.0 - s) + s * phi_prime(z)
 
 
 class HomotopyActivation(torch.nn.Module):
@@ -70,7 +84,8 @@ class HomotopyActivation(torch.nn.Module):
         s: initial homotopy parameter, ``0 <= s <= 2``.
 
     Derivatives come from autograd through ``phi``; for ``phi = ReLU``,
-    ``sigma_s'(z) = (1 - s) + s * 1[z > 0]`` (a leaky ReLU with slope ``1 - s`` for ``z < 0``).
+    ``sigma_s'(z) = (1 - s) + s * 1[z > 0]`` (a leaky ReLU with slope ``1 - s`` for ``z < 0``,
+    :func:`sigma_s_prime`).
     """
 
     def __init__(self, phi: str | Callable = "relu", s: float = 1.0):
@@ -90,13 +105,7 @@ class HomotopyActivation(torch.nn.Module):
         return out
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        s = self.s.to(dtype=z.dtype)
-        return (1.0 - s) * z + s * self.phi(z)
+        return sigma_s(z, self.s.to(dtype=z.dtype), self.phi)
 
     def extra_repr(self) -> str:
         return f"phi={self.phi_name}, s={float(self.s):g}"
-
-    @property
-    def smoothness(self) -> int:
-        """Number of continuous derivatives of ``sigma_s`` (for ``s > 0``): ReLU^k gives k - 1."""
-        return {"relu": 0, "relu2": 1, "relu3": 2}.get(self.phi_name, 10**6)

@@ -8,22 +8,18 @@ At the start of each stage the callback sets ``s`` on every homotopy activation 
 state. It reads the training loss of every step (without an extra forward pass) to evaluate
 plateau rules, to keep a :class:`~hrta_pde.history.History`, and to stop on a non-finite loss
 with the parameters of the last finite one restored (DeepXDE alone stops silently on NaN).
-When the last stage ends early the callback stops ``model.train``.
+When the last stage ends early the callback stops ``model.train``. All of this is the driver's
+:class:`~hrta_pde.stages.StageMachine`; the callback only feeds it the losses of DeepXDE's steps.
 """
 from __future__ import annotations
-
-import math
-import time
-import warnings
 
 import numpy as np
 import torch
 
 from hrta_pde._backend import import_deepxde
 from hrta_pde.history import History
-from hrta_pde.networks import set_s
-from hrta_pde.schedule import PlateauDetector, Schedule
-from hrta_pde.train import NonFiniteLossWarning
+from hrta_pde.schedule import Schedule
+from hrta_pde.stages import StageMachine, StageOptimizers, check_record_every
 
 dde = import_deepxde()
 
@@ -33,7 +29,8 @@ class HRTACallback(dde.callbacks.Callback):
 
     Iterations are counted from the ``train`` call (``model.train_state.step`` at
     ``on_train_begin``). Attributes after training: ``history``, ``status`` (``"completed"``,
-    ``"nonfinite"``, ``"running"``), ``message``.
+    ``"nonfinite"``, ``"running"``), ``message``; ``machine`` is the
+    :class:`~hrta_pde.stages.StageMachine` of the last ``train`` call (``machine.position``).
     """
 
     def __init__(self, schedule: Schedule, record_every: int = 1):
@@ -45,24 +42,11 @@ class HRTACallback(dde.callbacks.Callback):
                              f"schedule asks for {', '.join(schedule.optimizers)}: run it with "
                              "hrta_pde.train_model(model, schedule) instead")
         self.schedule = schedule
-        self.record_every = int(record_every)
+        self.record_every = check_record_every(int(record_every))
         self.history = History()
         self.status = "running"
         self.message = ""
-
-    # -- stage bookkeeping -------------------------------------------------------------------
-    def _enter_stage(self, index: int) -> None:
-        self.stage = index
-        self.stage_iteration = 0
-        st = self.schedule.stages[index]
-        set_s(self.model.net, st.s)
-        for group in self.model.opt.param_groups:
-            group["lr"] = self.schedule.stage_lr(index)
-        if index > 0:
-            self.history.switches.append(self.iteration + 1)
-            if self.schedule.reset_optimizer:
-                self.model.opt.state.clear()
-        self.detector = PlateauDetector(st.plateau) if st.plateau is not None else None
+        self.machine: StageMachine | None = None
 
     def on_train_begin(self):
         if isinstance(self.model.opt, torch.optim.LBFGS):
@@ -73,20 +57,24 @@ class HRTACallback(dde.callbacks.Callback):
         if self.model.opt is None or not isinstance(self.model.opt, torch.optim.Adam):
             raise ValueError("HRTACallback needs a model compiled with 'adam' (DeepXDE PyTorch backend); "
                              "for other optimizers use hrta_pde.train_model(model, schedule)")
-        self.params = [p for p in self.model.net.parameters() if p.requires_grad]
-        self.snapshots = [[p.detach().clone() for p in self.params] for _ in range(2)]
-        self.iteration = 0
-        self.t0 = time.perf_counter()
+        params = [p for p in self.model.net.parameters() if p.requires_grad]
+        optimizers = StageOptimizers(params, self.schedule, adam=self.model.opt)
+        self.machine = StageMachine(self.model.net, self.schedule, optimizers, params,
+                                    history=self.history, record_every=self.record_every)
         self._last_losses = None
         self._pending_switch = False
-        self._enter_stage(0)
+        self.machine.enter()
+        self._capture_losses(params[0])
+
+    def _capture_losses(self, first_param: torch.Tensor) -> None:
+        """Wrap ``model.data.losses_train`` to keep the weighted loss terms of each step."""
         data = self.model.data
         self._orig_losses_train = data.losses_train
         weights = self.model.loss_weights
 
         def capture(*args, **kwargs):  # called once per training step by DeepXDE's closure
             out = self._orig_losses_train(*args, **kwargs)
-            if not self.params[0].requires_grad:
+            if not first_param.requires_grad:
                 return out  # DeepXDE's evaluation (_test) of the updated parameters, not a step
             terms = out if isinstance(out, list) else [out]
             stacked = torch.stack([t.reshape(()) for t in terms]).detach()
@@ -105,44 +93,24 @@ class HRTACallback(dde.callbacks.Callback):
     def on_batch_begin(self):
         if self._pending_switch:
             self._pending_switch = False
-            self._enter_stage(self.stage + 1)
-        slot = self.snapshots[self.iteration % 2]
-        with torch.no_grad():
-            torch._foreach_copy_(slot, [p.detach() for p in self.params])
+            self.machine.enter()
+        self.machine.save_parameters()
 
     def on_batch_end(self):
-        self.iteration += 1
-        self.stage_iteration += 1
-        st = self.schedule.stages[self.stage]
-        values = self._last_losses.tolist() if self._last_losses is not None else [math.nan]
-        loss = float(np.sum(values))
-        if not math.isfinite(loss):
-            # The loss of this step belongs to the parameters it started from; the last finite
-            # parameters are those of the step before (kept in the other snapshot slot).
-            with torch.no_grad():
-                for p, q in zip(self.params, self.snapshots[(self.iteration - 2) % 2]):
-                    p.copy_(q)
-            self._record(loss, values, st, force=True)
-            self.status = "nonfinite"
-            self.message = (f"the loss became {loss} at iteration {self.iteration} (stage {self.stage + 1}, "
-                            f"s={st.s:g}); training stopped and the parameters were restored to "
-                            f"iteration {self.iteration - 1}, the last with a finite loss")
-            warnings.warn(self.message, NonFiniteLossWarning, stacklevel=2)
+        machine = self.machine
+        values = self._last_losses.tolist() if self._last_losses is not None else [np.nan]
+        numbers = [float(np.sum(values)), *values]
+        # the loss of this step is that of the parameters it started from: a non-finite one
+        # puts back those of the step before
+        if not machine.check(numbers, tuple(f"loss_{i}" for i in range(len(values)))):
+            self.status, self.message = machine.status, machine.message
             self.model.stop_training = True
             return
-        ended = self.stage_iteration >= st.iterations or (
-            self.detector is not None and self.detector.update(loss))
-        self._record(loss, values, st, force=ended)
-        if ended:
-            if self.stage + 1 < len(self.schedule.stages):
-                self._pending_switch = True
-            else:
+        ended = machine.advance(numbers, self.schedule.stage_lr(machine.position.stage))
+        if ended or not machine.in_stage:
+            machine.next_stage()
+            if machine.finished:
                 self.status = "completed"
                 self.model.stop_training = True
-
-    def _record(self, loss, values, st, force=False):
-        if not self.history.term_names:
-            self.history.term_names = tuple(f"loss_{i}" for i in range(len(values)))
-        if force or self.iteration % self.record_every == 0:
-            self.history.append(self.iteration, self.stage + 1, st.s, self.schedule.stage_lr(self.stage),
-                                loss, values, time.perf_counter() - self.t0)
+            else:
+                self._pending_switch = True

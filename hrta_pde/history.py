@@ -49,12 +49,18 @@ class History:
 
     # -- persistence -------------------------------------------------------------------------
     def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write the table (and ``*_switches`` / ``*_eval`` companions when non-empty) atomically."""
+        """Write the table atomically, one row per recorded iteration (``columns`` as header).
+
+        Only the table: :meth:`read_csv` recovers the switches from the ``stage`` column, and
+        :meth:`evaluations_to_csv` writes the evaluations to a file of their own.
+        """
         path = Path(path)
         _write_csv(path, self.columns, self.rows)
         return path
 
     def evaluations_to_csv(self, path: str | os.PathLike) -> Path | None:
+        """Write the evaluations (one row each, the keys of the first as header) atomically;
+        nothing (``None``) when there are none."""
         if not self.evaluations:
             return None
         keys = list(self.evaluations[0])

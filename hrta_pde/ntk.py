@@ -31,11 +31,13 @@ Example::
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Mapping
 
 import numpy as np
 import torch
+
+from hrta_pde.activation import check_s, sigma_s, sigma_s_prime
+from hrta_pde.networks import HomotopyNet
 
 __all__ = [
     "augment",
@@ -45,13 +47,10 @@ __all__ = [
     "empirical_gram_module",
     "smallest_eigenvalue",
     "paper_grid",
-    "TwoLayerNet",
+    "two_layer_net",
     "min_eigenvalue_table",
     "plot_min_eigenvalue",
 ]
-
-_KEYS = ("Ka", "Kw", "H")
-
 
 # --------------------------------------------------------------------------- input checking
 def _check_points(X) -> np.ndarray:
@@ -87,19 +86,6 @@ def _check_points_torch(X) -> torch.Tensor:
     return X
 
 
-def _check_s(s) -> float:
-    if isinstance(s, (str, bytes)):
-        raise ValueError(f"s={s!r} is a string: the homotopy parameter must be a number in [0, 2]")
-    try:
-        value = float(s)
-    except (TypeError, ValueError):
-        raise ValueError(f"s={s!r} ({type(s).__name__}) is not a number: "
-                         "the homotopy parameter must be in [0, 2]") from None
-    if isinstance(s, bool) or not math.isfinite(value) or not 0.0 <= value <= 2.0:
-        raise ValueError(f"s={s!r} is out of range: the homotopy parameter must satisfy 0 <= s <= 2")
-    return value
-
-
 def _check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name}={value!r} ({type(value).__name__}) must be a positive integer")
@@ -120,14 +106,12 @@ def augment(X) -> np.ndarray:
     return np.hstack([X, np.ones((X.shape[0], 1))])
 
 
-def _sigma(z: np.ndarray, s: float) -> np.ndarray:
-    """``sigma_s(z) = (1 - s) z + s relu(z)``."""
-    return (1.0 - s) * z + s * np.maximum(z, 0.0)
+def _relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0)
 
 
-def _dsigma(z: np.ndarray, s: float) -> np.ndarray:
-    """``sigma_s'(z) = (1 - s) + s 1[z > 0]``."""
-    return (1.0 - s) + s * (z > 0.0)
+def _relu_prime(z: np.ndarray) -> np.ndarray:
+    return z > 0.0
 
 
 def gram_closed_form(X, s) -> dict[str, np.ndarray]:
@@ -149,7 +133,7 @@ def gram_closed_form(X, s) -> dict[str, np.ndarray]:
                [2., 4.]])
     """
     Xb = augment(X)
-    s = _check_s(s)
+    s = check_s(s)
     K0 = Xb @ Xb.T
     norms = np.sqrt(np.einsum("ij,ij->i", Xb, Xb))  # >= 1 because of the appended 1
     outer = np.outer(norms, norms)
@@ -187,7 +171,7 @@ def gram_monte_carlo(X, s, n_features: int, *, seed: int = 0, chunk: int = 16384
         True
     """
     Xb = augment(X)
-    s = _check_s(s)
+    s = check_s(s)
     n_features = _check_positive_int(n_features, "n_features")
     chunk = _check_positive_int(chunk, "chunk")
     n, dim = Xb.shape
@@ -203,8 +187,8 @@ def gram_monte_carlo(X, s, n_features: int, *, seed: int = 0, chunk: int = 16384
     while done < n_features:
         c = min(chunk, n_features - done)
         U = Xb @ rng.standard_normal((dim, c))  # (n, c): column k is w_k . xbar_i
-        S = _sigma(U, s)
-        D = _dsigma(U, s)
+        S = sigma_s(U, s, _relu)
+        D = sigma_s_prime(U, s, _relu_prime)
         sum_a += S @ S.T
         sum_d += D @ D.T
         if return_stderr:
@@ -283,7 +267,7 @@ def empirical_gram_module(net: torch.nn.Module, X: torch.Tensor, *, rowwise: boo
 
     Example::
 
-        >>> net = TwoLayerNet(d=1, width=4, s=1.0, seed=0)
+        >>> net = two_layer_net(d=1, width=4, s=1.0, seed=0)
         >>> X = torch.linspace(0, 1, 3, dtype=torch.float64)[:, None]
         >>> empirical_gram_module(net, X).shape
         torch.Size([3, 3])
@@ -301,35 +285,30 @@ def empirical_gram_module(net: torch.nn.Module, X: torch.Tensor, *, rowwise: boo
     return empirical_gram(f, params, X, rowwise=rowwise)
 
 
-class TwoLayerNet(torch.nn.Module):
+def two_layer_net(d: int, width: int, s: float, *, seed: int = 0,
+                  dtype: torch.dtype = torch.float64) -> HomotopyNet:
     """The two-layer network of the theory, ``f(x) = m**-0.5 * sum_k a_k sigma_s(w_k . xbar)``.
 
-    Parameters ``w`` (``(m, d + 1)``, the last column acting on the appended 1, i.e. the bias)
-    and ``a`` (``(m,)``) are drawn i.i.d. ``N(0, 1)`` from ``torch.Generator().manual_seed(seed)``;
-    both are trainable. ``s`` is a buffer. Output shape ``(n,)``.
+    A :class:`~hrta_pde.networks.HomotopyNet` with ``phi = ReLU`` and one hidden layer of
+    ``width``: ``hidden[0].weight`` is ``w`` (``(m, d + 1)``, the last column acting on the
+    appended 1, i.e. the bias) and ``a`` (``(1, m)``), drawn i.i.d. ``N(0, 1)`` (``w`` first)
+    from ``torch.Generator().manual_seed(seed)``; both are trainable. Output shape ``(n, 1)``.
 
     Example::
 
-        >>> net = TwoLayerNet(d=1, width=1000, s=0.5, seed=0)
+        >>> net = two_layer_net(d=1, width=1000, s=0.5, seed=0)
         >>> net(torch.zeros(2, 1, dtype=torch.float64)).shape
-        torch.Size([2])
+        torch.Size([2, 1])
     """
-
-    def __init__(self, d: int, width: int, s: float, *, seed: int = 0,
-                 dtype: torch.dtype = torch.float64):
-        super().__init__()
-        d = _check_positive_int(d, "d")
-        width = _check_positive_int(width, "width")
-        gen = torch.Generator().manual_seed(int(seed))
-        self.w = torch.nn.Parameter(torch.randn(width, d + 1, generator=gen, dtype=dtype))
-        self.a = torch.nn.Parameter(torch.randn(width, generator=gen, dtype=dtype))
-        self.register_buffer("s", torch.tensor(_check_s(s), dtype=dtype))
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        z = X @ self.w[:, :-1].T + self.w[:, -1]  # = w_k . (x, 1)
-        s = self.s.to(z.dtype)
-        act = (1.0 - s) * z + s * torch.relu(z)  # relu'(0) = 0 in torch, matching 1[z > 0]
-        return act @ self.a / math.sqrt(self.a.shape[0])
+    d = _check_positive_int(d, "d")
+    width = _check_positive_int(width, "width")
+    net = HomotopyNet(d, [width], "relu", check_s(s), generator=torch.Generator(), dtype=dtype)
+    # drawn again, w before a (HomotopyNet draws a first): the weights of the published studies
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        net.hidden[0].weight.copy_(torch.randn(width, d + 1, generator=gen, dtype=dtype))
+        net.a.copy_(torch.randn(1, width, generator=gen, dtype=dtype))
+    return net
 
 
 # --------------------------------------------------------------------------- Theorem 3.1 study
@@ -376,7 +355,7 @@ def min_eigenvalue_table(X, s_values, *, widths=(), seed: int = 0,
 
     Returns one row per ``s``: ``{"s": s, "lambda_min_closed": ..., "lambda_min_m{m}": ...}``,
     the last for each ``m`` in ``widths``: the empirical Gram matrix of a fresh
-    :class:`TwoLayerNet` of width ``m`` (seed ``seed``, so the same weights for every ``s``).
+    :func:`two_layer_net` of width ``m`` (seed ``seed``, so the same weights for every ``s``).
 
     Example::
 
@@ -385,14 +364,14 @@ def min_eigenvalue_table(X, s_values, *, widths=(), seed: int = 0,
         ['lambda_min_closed', 'lambda_min_m200', 's']
     """
     X = _check_points(X)
-    s_list = [_check_s(s) for s in np.atleast_1d(np.asarray(s_values, dtype=object))]
+    s_list = [check_s(s) for s in np.atleast_1d(np.asarray(s_values, dtype=object))]
     widths = [_check_positive_int(m, "width") for m in widths]
     Xt = torch.as_tensor(X, dtype=dtype)
     table = []
     for s in s_list:
         row = {"s": s, "lambda_min_closed": smallest_eigenvalue(gram_closed_form(X, s)["H"])}
         for m in widths:
-            net = TwoLayerNet(X.shape[1], m, s, seed=seed, dtype=dtype)
+            net = two_layer_net(X.shape[1], m, s, seed=seed, dtype=dtype)
             row[f"lambda_min_m{m}"] = smallest_eigenvalue(empirical_gram_module(net, Xt))
         table.append(row)
     return table

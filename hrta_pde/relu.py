@@ -4,7 +4,8 @@
 
 so a hidden layer ``sigma_s(W h + b)`` followed by ``V`` equals the ReLU layer with weights
 ``[W; -W]``, biases ``[b; -b]`` followed by ``[V, -(1 - s) V]``. Each hidden layer doubles in
-width; the result is a ``dde.nn.FNN`` with activation ``"relu"``.
+width; the result is a ``dde.nn.FNN`` with activation ``"relu"``. The conversion builds a new
+network in memory and writes no file (save the result with ``torch.save`` like any module).
 
 Example::
 
@@ -59,8 +60,8 @@ def _check_relu(act) -> None:
 def to_relu_fnn(net) -> "dde.nn.FNN":
     """Return a ReLU ``dde.nn.FNN`` of doubled hidden widths computing exactly ``net``.
 
-    Input and output transforms of ``net`` are carried over. The copy has ``net``'s dtype and
-    device.
+    Input and output transforms of ``net`` are carried over. The new network has ``net``'s dtype
+    and device; ``net`` is not changed.
     """
     weights, biases, s_list = _layers_of(net)
     new_w, new_b = [], []

@@ -255,10 +255,5 @@ def parse_schedule(text: str, lr: float = 1e-3, plateau: PlateauRule | None = No
     return Schedule(stages, lr=lr, reset_optimizer=reset_optimizer)
 
 
-def with_lr(schedule: Schedule, lr: float) -> Schedule:
-    """The same stages with another default learning rate."""
-    return Schedule(schedule.stages, lr=lr, reset_optimizer=schedule.reset_optimizer)
-
-
 __all__ = ["OPTIMIZERS", "PlateauRule", "PlateauDetector", "Stage", "Schedule", "ScheduleError",
-           "parse_schedule", "with_lr"]
+           "parse_schedule"]

@@ -1,10 +1,12 @@
 """The multi-stage HRTA driver (Algorithm 1 of the paper, METHOD.md section 2).
 
 For each stage ``p``: set every homotopy activation to ``s_p``, set the learning rate, and run the
-stage's optimizer (Adam, L-BFGS or the energy natural gradient, :class:`StageOptimizers`) from the
-parameters reached at the end of stage ``p - 1``. The loop is a plain PyTorch loop -- one forward,
-one backward, one ``step`` and one host synchronisation per Adam iteration -- so it costs about what
-a hand-written loop costs.
+stage's optimizer (Adam, L-BFGS or the energy natural gradient,
+:class:`~hrta_pde.stages.StageOptimizers`) from the parameters reached at the end of stage
+``p - 1``; what a switch, a step and a non-finite loss do is :class:`~hrta_pde.stages.StageMachine`.
+This module computes the loss and calls the optimizer: a plain PyTorch loop -- one forward, one
+backward, one ``step`` and one host synchronisation per Adam iteration -- so it costs about what a
+hand-written loop costs.
 
 Two entry points:
 
@@ -16,43 +18,21 @@ finite, the history so far is kept, and the result says at which stage and itera
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import torch
 
-from hrta_pde.engd import EngdError, EngdOptions, ResidualJacobian, check_memory, engd_update
+from hrta_pde.engd import EngdError, EngdOptions, ResidualJacobian, check_memory
 from hrta_pde.history import History
-from hrta_pde.networks import set_s
-from hrta_pde.schedule import PlateauDetector, Schedule
+from hrta_pde.schedule import Schedule
+# Position, StageOptimizers, make_adam and NonFiniteLossWarning are imported from here by callers
+from hrta_pde.stages import (NonFiniteLossWarning, Position, StageMachine, StageOptimizers,  # noqa: F401
+                             check_record_every, make_adam)
 
 LossTerms = Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor
-
-
-class NonFiniteLossWarning(RuntimeWarning):
-    """Training stopped on a NaN or infinite loss (the message says where)."""
-
-
-@dataclass
-class Position:
-    """Where a run is in its schedule (plain data, saved in checkpoints)."""
-
-    stage: int = 0              # 0-based index of the current stage
-    stage_iteration: int = 0    # iterations done in the current stage
-    iteration: int = 0          # iterations done in total
-    plateau: dict | None = None  # PlateauDetector state of the current stage (when resuming)
-    elapsed: float = 0.0        # seconds of training before this call
-    detector: object = field(default=None, repr=False, compare=False)  # the live detector
-
-    def state_dict(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k != "detector"}
-        if self.detector is not None:  # serialised only when asked (a checkpoint), not per iteration
-            state["plateau"] = self.detector.state_dict()
-        return state
 
 
 @dataclass
@@ -109,90 +89,6 @@ def _numbers(total: torch.Tensor, terms: list[torch.Tensor]) -> list[float]:
         return torch.stack([total.reshape(())] + [t.reshape(()) for t in terms]).tolist()
 
 
-def make_adam(parameters, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(list(parameters), lr=lr)
-
-
-def make_lbfgs(parameters, lr: float = 1.0) -> torch.optim.LBFGS:
-    """One L-BFGS iteration per ``step`` (the state carries the curvature pairs between steps)."""
-    # max_eval bounds the function evaluations of one step: its default (5/4 max_iter = 1) starves
-    # the line search, and L-BFGS then stalls
-    return torch.optim.LBFGS(list(parameters), lr=lr, max_iter=1, max_eval=25, history_size=50,
-                             line_search_fn="strong_wolfe", tolerance_grad=1e-15, tolerance_change=1e-15)
-
-
-class StageOptimizers:
-    """The optimizers of a run, one per kind, and what a stage switch does to them.
-
-    Adam is kept across Adam stages (its moments cleared at a switch when the schedule says
-    ``reset_optimizer``); L-BFGS starts fresh at each L-BFGS stage (its curvature pairs belong to
-    the previous ``s``); ENGD has no state (a step is a linear solve and a line search), so it
-    needs ``jacobian() -> W^(1/2) J`` (see :mod:`hrta_pde.engd`) and its options.
-    """
-
-    def __init__(self, params, schedule: Schedule, adam: torch.optim.Optimizer | None = None,
-                 jacobian: Callable[[], torch.Tensor] | None = None, engd: EngdOptions | None = None):
-        self.params, self.schedule = params, schedule
-        self.adam = adam if adam is not None else make_adam(params, schedule.stage_lr(0))
-        self.lbfgs: torch.optim.LBFGS | None = None
-        self.jacobian, self.engd = jacobian, engd or EngdOptions()
-        if "engd" in schedule.optimizers and jacobian is None:
-            raise EngdError("the schedule has an engd stage but the loss declares no Gram matrix: pass "
-                            "jacobian= (hrta_pde.engd.GramJacobian of the loss's Gram terms), or use adam/lbfgs")
-
-    def enter(self, index: int, fresh: bool) -> None:
-        """Prepare stage ``index``; ``fresh``: the stage starts now (not resumed inside it)."""
-        st, lr = self.schedule.stages[index], self.schedule.stage_lr(index)
-        if st.optimizer == "adam":
-            for group in self.adam.param_groups:
-                group["lr"] = lr
-            if fresh and index > 0 and self.schedule.reset_optimizer:
-                self.adam.state.clear()
-        elif st.optimizer == "lbfgs" and (fresh or self.lbfgs is None):
-            self.lbfgs = make_lbfgs(self.params, lr)
-
-    def step(self, optimizer: str, loss: float, loss_fn: Callable[[], LossTerms]) -> tuple[float, bool]:
-        """One update from the gradients in ``p.grad`` (of loss ``loss``); ``(step size, converged)``."""
-        if optimizer == "adam":
-            self.adam.step()
-            return self.adam.param_groups[0]["lr"], False
-        if optimizer == "lbfgs":
-            return self._lbfgs_step(loss, loss_fn)
-        step, _ = engd_update(self.params, self.jacobian, lambda: _value(loss_fn), loss, self.engd)
-        return step, step == 0.0 or math.isnan(step)
-
-    def _lbfgs_step(self, loss: float, loss_fn) -> tuple[float, bool]:
-        opt, first = self.lbfgs, [True]
-
-        def closure():
-            if first[0]:  # the loss and gradients at the current parameters are already there
-                first[0] = False
-                return torch.tensor(loss)
-            opt.zero_grad(set_to_none=True)
-            total = _total(_split_terms(loss_fn())[1])
-            total.backward()
-            return total
-
-        state = opt.state[opt._params[0]]
-        before = state.get("n_iter", 0)
-        opt.step(closure)
-        return float(state.get("t", 0.0)), state.get("n_iter", 0) == before
-
-    def state_dict(self) -> dict:
-        return {"adam": self.adam.state_dict(),
-                "lbfgs": self.lbfgs.state_dict() if self.lbfgs is not None else None}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.adam.load_state_dict(state["adam"])
-        if state.get("lbfgs") is not None:
-            self.lbfgs = make_lbfgs(self.params)
-            self.lbfgs.load_state_dict(state["lbfgs"])
-
-
-def _value(loss_fn) -> float:
-    return float(_total(_split_terms(loss_fn())[1]).detach())
-
-
 def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Schedule, *,
           parameters=None, optimizer: torch.optim.Optimizer | StageOptimizers | None = None,
           history: History | None = None, position: Position | None = None,
@@ -216,6 +112,9 @@ def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Sche
         jacobian, engd: for ``engd`` stages, ``jacobian() -> W^(1/2) J`` of the loss's Gram terms
             (:class:`~hrta_pde.engd.GramJacobian`) and the step options.
 
+    The stage switches, the records and the stop on a non-finite loss are those of
+    :class:`~hrta_pde.stages.StageMachine`.
+
     Example::
 
         net = HomotopyNet(1, [1000], "relu", s=0.5)
@@ -226,99 +125,70 @@ def train(net: torch.nn.Module, loss_fn: Callable[[], LossTerms], schedule: Sche
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule={schedule!r} is not a Schedule: build one with "
                         "Schedule([...]) or parse_schedule('0.5:3000,1:13000')")
-    if record_every <= 0:
-        raise ValueError(f"record_every={record_every} must be a positive integer")
+    check_record_every(record_every)
     params = [p for p in (net.parameters() if parameters is None else parameters) if p.requires_grad]
-    pos = position or Position()
     opts = optimizer if isinstance(optimizer, StageOptimizers) else StageOptimizers(
         params, schedule, adam=optimizer, jacobian=jacobian, engd=engd)
     if "engd" in schedule.optimizers and hasattr(opts.jacobian, "bytes_needed"):
         check_memory(opts.jacobian, params[0].dtype, opts.engd, params[0].device)
-    hooks = hooks or Hooks()
-    snapshot = [p.detach().clone() for p in params]
-    t_start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=schedule.total_iterations, initial=pos.iteration, desc=description or "train",
-                   disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
-    result = TrainResult(history if history is not None else History(), opts.adam, pos, optimizers=opts)
-    hist = result.history
+    machine = StageMachine(net, schedule, opts, params, history=history, position=position,
+                           record_every=record_every)
+    pos = machine.position
+    bar = _progress_bar(schedule, pos, description) if progress else None
+    result = TrainResult(machine.history, opts.adam, pos, optimizers=opts)
     try:
-        while pos.stage < len(schedule.stages):
-            stage = schedule.stages[pos.stage]
-            set_s(net, stage.s)
-            fresh = pos.stage_iteration == 0
-            opts.enter(pos.stage, fresh)
-            step_size = schedule.stage_lr(pos.stage)
-            detector = PlateauDetector(stage.plateau) if stage.plateau is not None else None
-            if fresh:
-                if pos.stage > 0:
-                    hist.switches.append(pos.iteration + 1)
-            elif detector is not None and pos.plateau is not None:
-                detector.load_state_dict(pos.plateau)
-            ended_early = False
-            while pos.stage_iteration < stage.iterations:
-                names, terms = _split_terms(loss_fn())
-                total = _total(terms)
-                for p in params:
-                    p.grad = None
-                total.backward()
-                numbers = _numbers(total, terms)
-                loss = numbers[0]
-                iteration = pos.iteration + 1
-                if not hist.term_names and not hist.rows:
-                    hist.term_names = names
-                if not math.isfinite(loss):
-                    with torch.no_grad():
-                        for p, q in zip(params, snapshot):
-                            p.copy_(q)
-                    hist.append(iteration, pos.stage + 1, stage.s, step_size, loss, numbers[1:],
-                                pos.elapsed + time.perf_counter() - t_start, stage.optimizer)
-                    result.status = "nonfinite"
-                    kept = (f"the parameters were restored to those of iteration {iteration - 1}, the last "
-                            "with a finite loss" if iteration > 1 else
-                            "the initial parameters were kept (no finite loss was reached)")
-                    result.message = (
-                        f"the loss became {loss} at iteration {iteration} (stage {pos.stage + 1}, "
-                        f"s={stage.s:g}, {stage.optimizer}, step {step_size:g}); training stopped and {kept}: "
-                        "lower the learning rate or check the problem data")
-                    warnings.warn(result.message, NonFiniteLossWarning, stacklevel=2)
-                    return result
-                with torch.no_grad():
-                    torch._foreach_copy_(snapshot, params)
-                step_size, converged = opts.step(stage.optimizer, loss, loss_fn)
-                pos.iteration = iteration
-                pos.stage_iteration += 1
-                if converged or (detector is not None and detector.update(loss)):
-                    ended_early = True
-                last = ended_early or pos.stage_iteration == stage.iterations
-                if iteration % record_every == 0 or last:
-                    hist.append(iteration, pos.stage + 1, stage.s, step_size, loss, numbers[1:],
-                                pos.elapsed + time.perf_counter() - t_start, stage.optimizer)
-                if bar is not None and (iteration % 50 == 0 or last or stage.optimizer != "adam"):
-                    bar.n = iteration
-                    bar.set_postfix_str(f"stage {pos.stage + 1}/{len(schedule.stages)} s={stage.s:g} "
-                                        f"{stage.optimizer} loss={loss:.3e}", refresh=True)
-                if ended_early:
-                    break
-                pos.detector = detector
-                if hooks.after_step is not None and iteration % hooks.every == 0:
-                    if hooks.after_step(pos):
-                        result.status = "stopped"
-                        result.message = f"stopped at iteration {iteration} (stage {pos.stage + 1})"
-                        return result
-            pos.stage += 1
-            pos.stage_iteration = 0
-            pos.plateau = pos.detector = None
+        while not machine.finished:
+            machine.enter()
+            if _run_stage(machine, params, loss_fn, hooks or Hooks(), bar):
+                break
+            machine.next_stage()
         return result
     finally:
-        now = time.perf_counter() - t_start
+        result.status, result.message = machine.status, machine.message
+        now = time.perf_counter() - machine.t0
         result.seconds = now
         pos.elapsed += now
         if bar is not None:
             bar.close()
+
+
+def _run_stage(machine: StageMachine, params, loss_fn, hooks: Hooks, bar) -> bool:
+    """Run the current stage to its end; True if the run stopped inside it."""
+    stage, pos = machine.stage, machine.position
+
+    def total_fn():
+        return _total(_split_terms(loss_fn())[1])
+
+    while machine.in_stage:
+        machine.save_parameters()
+        names, terms = _split_terms(loss_fn())
+        total = _total(terms)
+        for p in params:
+            p.grad = None
+        total.backward()
+        numbers = _numbers(total, terms)
+        if not machine.check(numbers, names, stacklevel=3):  # the warning points at train's caller
+            return True
+        step_size, converged = machine.optimizers.step(stage.optimizer, numbers[0], total_fn)
+        ended = machine.advance(numbers, step_size, converged)
+        if bar is not None and (pos.iteration % 50 == 0 or ended or not machine.in_stage
+                                or stage.optimizer != "adam"):
+            bar.n = pos.iteration
+            bar.set_postfix_str(f"stage {pos.stage + 1}/{len(machine.schedule.stages)} s={stage.s:g} "
+                                f"{stage.optimizer} loss={numbers[0]:.3e}", refresh=True)
+        if ended:
+            return False
+        if hooks.after_step is not None and pos.iteration % hooks.every == 0 and hooks.after_step(pos):
+            machine.stop(f"stopped at iteration {pos.iteration} (stage {pos.stage + 1})")
+            return True
+    return False
+
+
+def _progress_bar(schedule: Schedule, pos: Position, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=schedule.total_iterations, initial=pos.iteration, desc=description or "train",
+                disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
 
 
 def model_loss_fn(model) -> Callable[[], torch.Tensor]:

@@ -27,7 +27,10 @@ def test_small_approx_run_reaches_error_bound_and_writes_run_folder(tmp_path):
         assert (run / name).stat().st_size > 0
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     hist = History.read_csv(run / "history_hrta.csv")
-    assert hist.switches == [510] or hist.column("s")[49] == 0.5  # rows every 10: first s=1 row at 510
+    # rows every 10: the last s = 0.5 row is iteration 500, the first s = 1 row 510, where the
+    # switch read back from the file is (the run itself switched at 501)
+    assert hist.column("iteration")[49:51] == [500, 510] and hist.column("s")[49:51] == [0.5, 1.0]
+    assert hist.switches == [510]
     assert hist.column("s")[-1] == 1.0 and hist.column("iteration")[-1] == 2000
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["runs"]["hrta"]["final_train_loss"] == pytest.approx(report["runs"]["hrta"]["final_train_loss"])

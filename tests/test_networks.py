@@ -73,7 +73,7 @@ def test_deep_homotopy_net_to_relu_is_exact():
     assert float((y - relu(x)).abs().max() / y.abs().max()) < 1e-12
 
 
-def test_relu_export_refuses_smooth_phi():
+def test_relu_conversion_refuses_smooth_phi():
     with pytest.raises(ValueError, match="phi = ReLU"):
         H.to_relu_fnn(H.HomotopyNet(1, [4], "relu2"))
 

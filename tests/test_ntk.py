@@ -12,8 +12,8 @@ import pytest
 import torch
 from scipy.integrate import quad
 
+from hrta_pde.activation import HomotopyActivation
 from hrta_pde.ntk import (
-    TwoLayerNet,
     augment,
     empirical_gram,
     empirical_gram_module,
@@ -23,6 +23,7 @@ from hrta_pde.ntk import (
     paper_grid,
     plot_min_eigenvalue,
     smallest_eigenvalue,
+    two_layer_net,
 )
 
 S_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -108,17 +109,33 @@ def _angular_expectation(g, xb, yb, degree):
     return radial * total / (2 * math.pi)
 
 
+def package_activation(s):
+    """``(u, v) -> ([sigma_s(u), sigma_s(v)], [sigma_s'(u), sigma_s'(v)])`` of the package's
+    HomotopyActivation, the derivative by autograd (what training differentiates)."""
+    act = HomotopyActivation("relu", s)
+
+    def values_and_slopes(u, v):
+        z = torch.tensor([u, v], dtype=torch.float64, requires_grad=True)
+        out = act(z)
+        (slope,) = torch.autograd.grad(out.sum(), z)
+        return out.detach().numpy(), slope.numpy()
+
+    return values_and_slopes
+
+
 @pytest.mark.parametrize("s", [0.0, 0.3, 1.0, 1.7, 2.0])
 def test_closed_form_matches_angular_quadrature_of_the_definition(s):
     # E[sigma_s(u) sigma_s(v)] and E[sigma_s'(u) sigma_s'(v)] K0 computed directly for each s,
-    # so this also verifies K_s = s^2 K_1 + (1 - s) K_0 (which the closed form uses)
+    # with the package's activation, so this also verifies K_s = s^2 K_1 + (1 - s) K_0 (which the
+    # closed form uses) and that the closed form is the kernel of the activation the networks use
     X = points(3, n=5)
     Xb = augment(X)
     cf = gram_closed_form(X, s)
+    act = package_activation(s)
     for i in range(len(X)):
         for j in range(i, len(X)):
-            ka = _angular_expectation(lambda u, v: sigma(u, s) * sigma(v, s), Xb[i], Xb[j], 2)
-            kw = _angular_expectation(lambda u, v: dsigma(u, s) * dsigma(v, s), Xb[i], Xb[j], 0)
+            ka = _angular_expectation(lambda u, v: np.prod(act(u, v)[0]), Xb[i], Xb[j], 2)
+            kw = _angular_expectation(lambda u, v: np.prod(act(u, v)[1]), Xb[i], Xb[j], 0)
             kw *= Xb[i] @ Xb[j]
             assert cf["Ka"][i, j] == pytest.approx(ka, rel=1e-9, abs=1e-10)
             assert cf["Kw"][i, j] == pytest.approx(kw, rel=1e-9, abs=1e-10)
@@ -195,8 +212,8 @@ def _hand_gram(W, a, X, s):
 @pytest.mark.parametrize("s", [0.0, 0.7, 1.0, 1.8])
 def test_empirical_gram_matches_hand_computed_jacobian(s):
     X = np.random.default_rng(5).uniform(-1, 1, (4, 2))
-    net = TwoLayerNet(d=2, width=3, s=s, seed=11)
-    W, a = net.w.detach().numpy(), net.a.detach().numpy()
+    net = two_layer_net(d=2, width=3, s=s, seed=11)
+    W, a = net.hidden[0].weight.detach().numpy(), net.a[0].detach().numpy()
     expected = _hand_gram(W, a, X, s)
     Xt = torch.as_tensor(X)
     np.testing.assert_allclose(empirical_gram_module(net, Xt).numpy(), expected, rtol=1e-12, atol=1e-14)
@@ -215,11 +232,15 @@ def test_empirical_gram_matches_hand_computed_jacobian(s):
 
 
 def test_two_layer_net_output_formula():
-    net = TwoLayerNet(d=3, width=5, s=1.3, seed=2)
+    net = two_layer_net(d=3, width=5, s=1.3, seed=2)
     X = np.random.default_rng(0).uniform(-1, 1, (6, 3))
-    W, a = net.w.detach().numpy(), net.a.detach().numpy()
+    W, a = net.hidden[0].weight.detach().numpy(), net.a[0].detach().numpy()
     expected = sigma(augment(X) @ W.T, 1.3) @ a / math.sqrt(5)
-    np.testing.assert_allclose(net(torch.as_tensor(X)).detach().numpy(), expected, rtol=1e-13)
+    np.testing.assert_allclose(net(torch.as_tensor(X)).detach().numpy()[:, 0], expected, rtol=1e-13)
+    # the weights are N(0, 1) draws of the seed's generator, w first
+    gen = torch.Generator().manual_seed(2)
+    assert torch.equal(net.hidden[0].weight, torch.randn(5, 4, generator=gen, dtype=torch.float64))
+    assert torch.equal(net.a[0], torch.randn(5, generator=gen, dtype=torch.float64))
 
 
 def test_empirical_gram_converges_to_H_like_inverse_sqrt_width():
@@ -228,7 +249,7 @@ def test_empirical_gram_converges_to_H_like_inverse_sqrt_width():
     widths = np.array([500, 4000, 32000])
     for s in (0.5, 1.5):
         H = gram_closed_form(X, s)["H"]
-        errors = np.array([[np.linalg.norm(empirical_gram_module(TwoLayerNet(3, m, s, seed=k), Xt).numpy() - H)
+        errors = np.array([[np.linalg.norm(empirical_gram_module(two_layer_net(3, m, s, seed=k), Xt).numpy() - H)
                             / np.linalg.norm(H) for k in range(3)] for m in widths])
         slope = np.polyfit(np.log(widths), np.log(errors).mean(axis=1), 1)[0]
         assert -0.8 <= slope <= -0.3, (s, slope, errors.mean(axis=1))
@@ -285,7 +306,7 @@ def test_min_eigenvalue_table_and_plot(tmp_path):
     for row in table:
         assert set(row) == {"s", "lambda_min_closed", "lambda_min_m50", "lambda_min_m400"}
         assert row["lambda_min_closed"] == smallest_eigenvalue(gram_closed_form(X, row["s"])["H"])
-        net = TwoLayerNet(1, 400, row["s"], seed=0)
+        net = two_layer_net(1, 400, row["s"], seed=0)
         assert row["lambda_min_m400"] == pytest.approx(
             smallest_eigenvalue(empirical_gram_module(net, torch.as_tensor(X))), rel=1e-10)
     path = tmp_path / "lambda_min.png"
@@ -321,4 +342,4 @@ def test_bad_monte_carlo_and_width_arguments():
     with pytest.raises(ValueError, match="width=2.5"):
         min_eigenvalue_table(points(1), [1.0], widths=(2.5,))
     with pytest.raises(ValueError, match="not a torch.Tensor"):
-        empirical_gram_module(TwoLayerNet(1, 3, 1.0), np.zeros((2, 1)))
+        empirical_gram_module(two_layer_net(1, 3, 1.0), np.zeros((2, 1)))

@@ -259,3 +259,21 @@ def test_callback_with_lbfgs_says_what_to_use_instead(dde_float64):
         model.train(iterations=10, callbacks=[H.HRTACallback(H.parse_schedule("1:10"))], verbose=0)
     with pytest.raises(ValueError, match="train_model"):
         H.HRTACallback(H.parse_schedule("1:10,1:5@engd"))
+
+
+def test_callback_and_driver_switch_and_record_alike(dde_float64):
+    # one stage machine behind both: the same plateau switch, the same recorded iterations
+    m1, m2 = poisson_model(6), poisson_model(6)
+    m2.net.load_state_dict(m1.net.state_dict())
+    sched = H.parse_schedule("0.5:<=80,1.5:9", lr=5e-3, plateau=PlateauRule(4, 0.2), reset_optimizer=True)
+    r1 = H.train_model(m1, sched, record_every=3)
+    m2.compile("adam", lr=5e-3)
+    cb = H.HRTACallback(sched, record_every=3)
+    m2.train(iterations=sched.total_iterations, callbacks=[cb], display_every=1000, verbose=0)
+    h1, h2 = r1.history, cb.history
+    assert 8 < h1.switches[0] < 81  # the plateau rule ended stage 1 early
+    assert h2.switches == h1.switches and cb.status == r1.status == "completed"
+    assert h2.column("iteration") == h1.column("iteration")
+    assert h2.column("iteration")[-1] == h1.switches[0] - 1 + 9
+    assert h2.column("s") == h1.column("s") and h2.column("lr") == h1.column("lr")
+    np.testing.assert_allclose(h2.column("loss"), h1.column("loss"), rtol=1e-10)

@@ -66,7 +66,7 @@ def run(profile_name: str, out: Path, *, seed: int = 0, log=print) -> dict:
     prof = PROFILES[profile_name]
     manifest = C.Manifest(out, "theorem", profile_name, {
         "s_values": S_VALUES, "widths": prof["widths"], "grids": GRIDS, "seed": seed,
-        "network": "two-layer, phi = ReLU, a ~ N(0,1), w ~ N(0, I), both layers trained (hrta_pde.ntk.TwoLayerNet)",
+        "network": "two-layer, phi = ReLU, a ~ N(0,1), w ~ N(0, I), both layers trained (hrta_pde.ntk.two_layer_net)",
         "singular_threshold": SINGULAR})
     rows, facts, figures, scaling = [], [], [], []
     for d in (1, 3):
