@@ -66,14 +66,10 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from hrta_pde.poisson.expressions import (
-    ExpressionError,
-    _cheap_simplify,
-    _drop_delta,
-    coordinate_symbols,
     expressions_agree,
     gradient,
-    laplacian,
     parse_expression,
+    source_term,
     to_numpy,
     to_torch,
 )
@@ -1653,20 +1649,6 @@ def _float64_geometry(dde):
         {16: real.set_float16, 32: real.set_float32, 64: real.set_float64}[previous]()
 
 
-def _numerically_zero(terms: list[sympy.Expr], dim: int, x: np.ndarray) -> bool:
-    """Whether sum(terms) cancels to rounding error at the points ``x``."""
-    with np.errstate(all="ignore"):
-        try:
-            vals = np.stack([to_numpy(t, dim)(x) for t in terms])
-        except ExpressionError:
-            return False
-        total, size = np.abs(vals.sum(axis=0)), np.abs(vals).sum(axis=0)
-        ok = np.isfinite(total) & np.isfinite(size)
-        if ok.sum() * 2 < len(x):
-            return False
-        return bool(np.all(total[ok] <= 1e-9 * size[ok]))
-
-
 def _agree(a: np.ndarray, b: np.ndarray) -> tuple[bool, int]:
     """Whether two arrays of values agree where both are finite; index of the worst point."""
     with np.errstate(all="ignore"):
@@ -1883,17 +1865,7 @@ def _problem_from_dict(data, source: str) -> PoissonProblem:
     x_in = shape.interior(200, _Source("random", gen))
     x_in = x_in[shape.classify(x_in) == -1]
     if u is not None:
-        if not general:
-            terms = [gradient(du, dim)[i] for i, du in enumerate(gradient(u, dim))]
-            f_u = -laplacian(u, dim)
-        else:
-            xs = coordinate_symbols(dim)
-            terms = [_drop_delta(sympy.diff(a * du, xs[i])) for i, du in enumerate(gradient(u, dim))]
-            if c != 0:
-                terms.append(-c * u)
-            f_u = _cheap_simplify(-sympy.Add(*terms))
-        if f_u != 0 and terms and _numerically_zero(terms, dim, x_in):
-            f_u = sympy.S.Zero  # harmonic u whose Laplacian sympy cannot cancel cheaply
+        f_u = source_term(u, dim, a=a, c=c, points=x_in)  # 0 for a harmonic u sympy cannot cancel
         if f_given is not None and not expressions_agree(f_given, f_u, dim, points=x_in):
             what = "-laplacian(u)" if not general else "-div(a grad u) + c u"
             raise ProblemError(f"solution.f '{f_text:.60}' is not {what} = {str(f_u):.80} "
