@@ -256,8 +256,34 @@ def pde_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], l
     same = C.read_csv(folder / "same_init.csv")
     runs = C.read_csv(folder / "runs.csv")
     med = {(s["part"], s["problem"], s["loss"], s["method"], s["metric"]): _f(s["median"]) for s in summary}
+    b_methods = [x for x in HRTA_METHODS if any(s["part"] == "losses" and s["method"] == x for s in summary)]
+    paper_facts, paper_verdicts = _pde_paper_facts(med, [r for r in runs if r["part"] == "paper"])
+    loss_facts, loss_verdicts = _pde_loss_facts(med, summary, b_methods)
+    end_facts, end_verdicts = _pde_outcome_facts(runs)
+    facts = [*paper_facts, *loss_facts, *_pde_switch_facts(folder, runs, b_methods), *end_facts]
+    verdicts = [*paper_verdicts, *loss_verdicts, *end_verdicts]
+    ok = all(_b(r["same_initial_network"]) for r in same)
+    facts.append("Within each (problem, seed) all runs started from the same initial network (hash of the "
+                 f"initial parameters): {'yes' if ok else 'NO'} ({len(same)} groups checked).")
+    failed = [r for r in runs if r["status"] != "completed"]
+    facts.append(f"{len(runs) - len(failed)} of {len(runs)} runs completed.")
+    st = m["settings"]
+    text = ["## 4. Poisson problems", "",
+            _pde_setup(st), "",
+            f"(a) The paper's PDE example (`paper_pde`, a stand-in with the same structure: the paper's formulas were "
+            f"stripped): methods {st['paper']['methods']}, width {st['paper']['width']}. "
+            f"(b) Catalog problems {', '.join(st['losses']['problems'])}; losses {', '.join(st['losses']['losses'])}; "
+            f"schedules {st['losses']['methods']}; FNN {st['losses']['depth']} x {st['losses']['width']}. "
+            f"phi = relu3, lr {st['lr']}, {st['dtype']}.", "",
+            "**Findings (computed from `summary.csv`, `same_init.csv` and `runs.csv`):**", "",
+            *[f"- {f}" for f in facts], "", (folder / "pde.md").read_text().strip(), "",
+            _figs(folder, m.get("figures", []), out_dir), "", _provenance(m)]
+    return "\n".join(text), facts, verdicts
+
+
+def _pde_paper_facts(med: dict, paper_runs: list[dict]) -> tuple[list[str], list[str]]:
+    """Part (a): each HRTA schedule against Adam on the paper's PDE example, in the median and seed by seed."""
     facts, verdicts = [], []
-    paper_runs = [r for r in runs if r["part"] == "paper"]
     for meth in ("hrta_0.5", "hrta_1.5"):
         a, b = med.get(("paper", "paper_pde", "sobolev", meth, "rel_l2")), med.get(("paper", "paper_pde", "sobolev", "adam", "rel_l2"))
         if a is not None and b is not None:
@@ -268,8 +294,14 @@ def pde_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], l
             verdicts.append(f"The paper's PDE example (Sobolev loss, relu3): {HRTA_METHODS[meth]} "
                             f"**{_verdict(pk, pn, a / b if b else None)}** -- relative L2 error lower than Adam's in {pk} of {pn} seeds "
                             f"(median {a:.2e} vs {b:.2e}).")
+    return facts, verdicts
+
+
+def _pde_loss_facts(med: dict, summary: list[dict], b_methods: list[str]) -> tuple[list[str], list[str]]:
+    """Part (b): per HRTA schedule and loss, the catalog problems where it beat Adam; then, per
+    schedule, which loss gave the lowest error on each problem."""
+    facts, verdicts = [], []
     pairs = sorted({(s["problem"], s["loss"]) for s in summary if s["part"] == "losses"})
-    b_methods = [x for x in HRTA_METHODS if any(s["part"] == "losses" and s["method"] == x for s in summary)]
     for meth in b_methods:
         label = HRTA_METHODS[meth]
         for loss in sorted({l for _, l in pairs}):
@@ -301,6 +333,12 @@ def pde_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], l
         if best:
             facts.append(f"(b) With the {label} schedule, the lowest median relative L2 error per problem came from: "
                          + ", ".join(f"{l} in {c}" for l, c in sorted(best.items())) + " problem(s).")
+    return facts, verdicts
+
+
+def _pde_switch_facts(folder: Path, runs: list[dict], b_methods: list[str]) -> list[str]:
+    """How the relative L2 error moved across each HRTA schedule's stage switch."""
+    facts = []
     for meth in b_methods:
         jumps, gaps = _switch_jumps(folder, [r for r in runs if r["method"] == meth])
         if jumps:
@@ -310,6 +348,12 @@ def pde_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], l
                          f"{len(jumps)} runs: median factor {_median(jumps):.3g} (range {min(jumps):.3g} to "
                          f"{max(jumps):.3g}) from the last evaluation before the switch to the first after it, "
                          f"{gap} Adam steps apart.")
+    return facts
+
+
+def _pde_outcome_facts(runs: list[dict]) -> tuple[list[str], list[str]]:
+    """Per method, the runs that ended as a constant network or worse than u = 0."""
+    facts, verdicts = [], []
     # a relative H1 seminorm error of 1 (to 1%) means grad u ~ 0: the network has collapsed to a constant
     collapsed = {meth: [r for r in runs if r["method"] == meth and abs(_f(r["rel_h1_semi"]) - 1) < 0.01]
                  for meth in sorted({r["method"] for r in runs})}
@@ -335,24 +379,7 @@ def pde_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, list[str], l
             verdicts.append(f"Poisson problems, phi = relu3: {label} **collapsed the network to a constant** in "
                             f"{len(bad)} of {total} runs ({', '.join(where)}); Adam with s = 1 throughout in {base} "
                             f"of {sum(r['method'] == 'adam' for r in runs)}.")
-    ok = all(_b(r["same_initial_network"]) for r in same)
-    facts.append("Within each (problem, seed) all runs started from the same initial network (hash of the "
-                 f"initial parameters): {'yes' if ok else 'NO'} ({len(same)} groups checked).")
-    failed = [r for r in runs if r["status"] != "completed"]
-    facts.append(f"{len(runs) - len(failed)} of {len(runs)} runs completed.")
-    st = m["settings"]
-    text = ["## 4. Poisson problems", "",
-            _pde_setup(st), "",
-            f"(a) The paper's PDE example (`paper_pde`, a stand-in with the same structure: the paper's formulas were "
-            f"stripped): methods {st['paper']['methods']}, width {st['paper']['width']}. "
-            f"(b) Catalog problems {', '.join(st['losses']['problems'])}; losses {', '.join(st['losses']['losses'])}; "
-            f"schedules {st['losses']['methods']}; FNN {st['losses']['depth']} x {st['losses']['width']}. "
-            f"phi = relu3, lr {st['lr']}, {st['dtype']}.", "",
-            "**Findings (computed from `summary.csv`, `same_init.csv` and `runs.csv`):**", "",
-            *[f"- {f}" for f in facts], "", (folder / "pde.md").read_text().strip(), "",
-            _figs(folder, m.get("figures", []), out_dir), "", _provenance(m)]
-    return "\n".join(text), facts, verdicts
-
+    return facts, verdicts
 
 def _across(x, y, at: float) -> tuple[float, float] | None:
     """``(y after / y before, x gap)`` between the last record with ``x < at`` and the first with
