@@ -219,7 +219,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
     """Per (optimizer, HRTA variant): wins = seed-paired runs with a strictly lower final relative L2
     error than the same optimizer at s = 1, n = paired runs, the median of the per-seed ratios, and
     the report's verdict word."""
-    from validation.report import _verdict
+    from validation.findings import _verdict
 
     out = []
     for opt in OPTIMIZERS:
