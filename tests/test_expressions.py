@@ -17,6 +17,7 @@ from hrta_pde.poisson.expressions import (
     gradient,
     laplacian,
     parse_expression,
+    source_term,
     to_numpy,
     to_torch,
 )
@@ -257,6 +258,32 @@ def test_laplacian_of_l_shape_singular_solution_vanishes():
     # r^(2/3) behaviour: u(t*p) = t^(2/3) u(p)
     np.testing.assert_allclose(u_np(0.5 * X), 0.5 ** (2 / 3) * u_np(X), rtol=1e-12)
     assert expressions_agree(laplacian(u, 2), 0, 2, points=X)
+
+
+def test_source_term_of_div_a_grad_u_plus_c_u_against_hand_derivation():
+    x, y = coordinate_symbols(2)
+    u, a = parse_expression("x^2*y", 2), parse_expression("1 + x", 2)
+    # a grad u = ((1 + x) 2xy, (1 + x) x^2); its divergence is 2y + 4xy + 0
+    expected = -(2 * y + 4 * x * y) + 2 * x**2 * y
+    assert sympy.expand(source_term(u, 2, a=a, c=2) - expected) == 0
+    assert sympy.expand(source_term("x^2*y", 2, a="1 + x", c="2") - expected) == 0  # strings parse
+    # a = 1, c = 0 is the Poisson source -laplacian(u) = -2y
+    assert sympy.expand(source_term(u, 2) + 2 * y) == 0
+    # in 1-D with a constant reaction: u = sin(pi x), -u'' + 3u = (pi^2 + 3) sin(pi x)
+    f = source_term(parse_expression("sin(pi*x)", 1), 1, c=3)
+    assert sympy.simplify(f - (sympy.pi**2 + 3) * sympy.sin(sympy.pi * coordinate_symbols(1)[0])) == 0
+
+
+def test_source_term_of_harmonic_u_is_zero_only_where_points_show_it():
+    # u = x^2 - y^2 in disguise: the cheap rewrites do not know sin^2 + cos^2 = 1
+    u = parse_expression("x^2*sin(y)^2 + x^2*cos(y)^2 - y^2", 2, name="u")
+    X = points(200, 2)
+    assert source_term(u, 2) != 0 and source_term(u, 2, a=2) != 0
+    assert source_term(u, 2, points=X) == 0
+    assert source_term(u, 2, a=2, points=X) == 0
+    # a u that is not harmonic keeps its source whatever the points
+    w = parse_expression("x^2 + y^2", 2)
+    assert source_term(w, 2, points=X) == -4
 
 
 def test_gradient_values():

@@ -8,7 +8,7 @@ import torch
 
 from hrta_pde.poisson.losses import (LossContext, check_loss, gradient, laplacian, l2_loss, pinn_loss,
                              ritz_loss, sobolev_loss)
-from hrta_pde.poisson.metrics import error_metrics
+from hrta_pde.poisson.metrics import error_metrics, net_values
 
 T = torch.float64
 
@@ -136,6 +136,31 @@ def test_metrics_against_exact_integrals():
     assert m["max_error"] == pytest.approx(0.1, rel=1e-6)
     assert m["l2"] == pytest.approx(0.1 * math.sqrt(0.5), rel=1e-6)          # sqrt(int (0.1 sin)^2)
     assert m["h1_semi"] == pytest.approx(0.1 * math.pi * math.sqrt(0.5), rel=1e-6)
+
+
+class _Quadratic(torch.nn.Module):
+    """u(x) = w x1^2 + 3 x2, recording the mode it was called in."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(2.0, dtype=T))
+        self.modes = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return (self.w * x[:, 0] ** 2 + 3 * x[:, 1])[:, None]
+
+
+def test_net_values_against_the_closed_form_gradient():
+    net, x = _Quadratic(), torch.tensor([[1.0, 2.0], [-3.0, 0.5]], dtype=T)
+    with torch.no_grad():  # the gradient is taken even where the caller switched autograd off
+        u, g = net_values(net, x)
+    assert torch.equal(u, torch.tensor([8.0, 19.5], dtype=T))
+    assert torch.equal(g, torch.tensor([[4.0, 3.0], [-12.0, 3.0]], dtype=T))  # (2 w x1, 3)
+    assert not u.requires_grad and not g.requires_grad and not x.requires_grad
+    u2, none = net_values(net, x, gradient=False)
+    assert torch.equal(u2, u) and none is None
+    assert net.modes == [False, False] and net.training  # eval mode while evaluated, restored after
 
 
 def test_metrics_scale_with_measure_not_point_count():

@@ -495,5 +495,5 @@ def test_second_order_verdict_counts_come_from_the_rows(results):
     rows[1] = {**rows[1], "status": "nonfinite"}
     assert {v["method"]: v for v in second_order_exp.verdicts(rows)}["hrta_0.5"]["n"] == 4
     rows[0] = {**rows[0], "init_hash": "other"}
-    flags = {r["seed"]: r["same_initial_network"] for r in second_order_exp.same_init(rows)}
+    flags = {r["seed"]: r["same_initial_network"] for r in C.same_init_groups(rows, second_order_exp.SAME_KEYS)}
     assert flags == {0: False, 1: True, 2: True, 3: True, 4: True}

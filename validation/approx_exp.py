@@ -167,12 +167,6 @@ def lookup(summary: list[dict], d, w, L, method, metric) -> dict | None:
     return None
 
 
-def _cell(s: dict | None) -> str:
-    if s is None or int(s["n"]) == 0:
-        return "n/a"
-    return f"{C.fmt(float(s['median']))} [{C.fmt(float(s['min']))}, {C.fmt(float(s['max']))}]"
-
-
 def table1_markdown(summary: list[dict], methods, prof, complete: bool = True) -> str:
     parts = []
     names = {"final_train_loss": "final training loss R_S = 1/(2n) sum (f - f*)^2",
@@ -182,7 +176,7 @@ def table1_markdown(summary: list[dict], methods, prof, complete: bool = True) -
             header = ["width x hidden layers"] + [m.label for m in methods]
             rows = []
             for (w, L) in prof["sizes"][d]:
-                rows.append([f"{w} x {L}"] + [_cell(lookup(summary, d, w, L, m.name, metric)) for m in methods])
+                rows.append([f"{w} x {L}"] + [C.summary_cell(lookup(summary, d, w, L, m.name, metric)) for m in methods])
             parts.append(f"#### d = {d}, target {TARGETS[d]}, {POINTS[d]} grid points: {title}\n\n"
                          f"median [min, max] over {prof['seeds']} seeds, {prof['total']} Adam steps each"
                          + ("" if complete else " (PARTIAL results: some cells have fewer seeds, see n in "

@@ -70,6 +70,13 @@ def run_tasks(fn: Callable, tasks: Sequence, workers: int, *, on_result: Callabl
     return results
 
 
+def split_done(tasks: Sequence, done: dict, key: Callable) -> tuple[dict, list]:
+    """``(kept, todo)`` for a resumed call: the rows of ``done`` (an earlier call's, by ``key(task)``)
+    that belong to ``tasks``, and the tasks that have no such row (to run)."""
+    keys = {key(t) for t in tasks}
+    kept = {k: v for k, v in done.items() if k in keys}
+    return kept, [t for t in tasks if key(t) not in kept]
+
 def _indexed(args):
     fn, i, task = args
     return i, fn(task)
@@ -97,6 +104,27 @@ def med_min_max(values: Iterable[float]) -> tuple[float, float, float, int]:
     return float(np.median(v)), float(min(v)), float(max(v)), len(v)
 
 
+def group_summary(rows: list[dict], keys: Sequence[str], metrics: Sequence[str]) -> list[dict]:
+    """Per group of runs with equal ``keys`` (sorted) and per metric: ``median``, ``min``, ``max`` and
+    ``n`` of the finite values (:func:`med_min_max`), with the keys and ``metric`` as columns."""
+    out = []
+    for k in sorted({tuple(r[c] for c in keys) for r in rows}):
+        mine = [r for r in rows if tuple(r[c] for c in keys) == k]
+        for metric in metrics:
+            med, lo, hi, n = med_min_max(r[metric] for r in mine)
+            out.append({**dict(zip(keys, k)), "metric": metric, "n": n, "median": med, "min": lo, "max": hi})
+    return out
+
+
+def same_init_groups(rows: list[dict], keys: Sequence[str]) -> list[dict]:
+    """Per group of runs with equal ``keys`` (sorted): ``runs`` and ``same_initial_network`` (one
+    ``init_hash``, the hash of the initial parameters, for all of them)."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(tuple(r[c] for c in keys), []).append(r["init_hash"])
+    return [{**dict(zip(keys, k)), "runs": len(v), "same_initial_network": len(set(v)) == 1}
+            for k, v in sorted(groups.items())]
+
 def fmt(x: float, digits: int = 2) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
@@ -112,6 +140,27 @@ def fmt_cell(values: Iterable[float]) -> str:
         return "n/a"
     return f"{fmt(med)} [{fmt(lo)}, {fmt(hi)}]"
 
+
+
+def summary_row(summary: list[dict], **key) -> dict | None:
+    """The first row of a summary table whose fields equal ``key``, e.g.
+    ``summary_row(summary, problem="disk", metric="rel_l2")``; None if there is none."""
+    for s in summary:
+        if all(s[k] == v for k, v in key.items()):
+            return s
+    return None
+
+
+def summary_cell(s: dict | None) -> str:
+    """``median [min, max]`` of a summary row (keys median, min, max, n); n/a for no row or n = 0."""
+    if s is None or int(s["n"]) == 0:
+        return "n/a"
+    return f"{fmt(float(s['median']))} [{fmt(float(s['min']))}, {fmt(float(s['max']))}]"
+
+
+def summary_median(s: dict | None, digits: int = 1) -> str:
+    """The median of a summary row with ``digits`` decimals; n/a as in :func:`summary_cell`."""
+    return "n/a" if s is None or int(s["n"]) == 0 else f"{float(s['median']):.{digits}f}"
 
 # --------------------------------------------------------------------------- tables
 def write_csv(path: Path, rows: list[dict], columns: Sequence[str] | None = None) -> Path:
@@ -132,6 +181,17 @@ def _csv_value(v):
         return " ".join(str(x) for x in v)
     return "" if v is None else v
 
+
+def write_run_tables(out: Path, rows: list[dict], run_columns: Sequence[str], *, same_keys: Sequence[str],
+                     summary_keys: Sequence[str], metrics: Sequence[str]) -> tuple[list[dict], list[dict]]:
+    """Write ``runs.csv`` (the ``rows``), ``same_init.csv`` (:func:`same_init_groups` by ``same_keys``)
+    and ``summary.csv`` (:func:`group_summary` by ``summary_keys``) into ``out``; return the last two."""
+    write_csv(out / "runs.csv", rows, run_columns)
+    same = same_init_groups(rows, same_keys)
+    write_csv(out / "same_init.csv", same, [*same_keys, "runs", "same_initial_network"])
+    summary = group_summary(rows, summary_keys, metrics)
+    write_csv(out / "summary.csv", summary, [*summary_keys, "metric", "n", "median", "min", "max"])
+    return same, summary
 
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as fh:

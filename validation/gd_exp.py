@@ -221,7 +221,7 @@ def _steps(x: float) -> str:
 
 
 def markdown(summary: list[dict], kernel: list[dict], prof: dict, rates: dict) -> str:
-    parts = [f"#### Closed-form Gram matrix H_s on the training grid\n\n" + C.markdown_table(
+    parts = ["#### Closed-form Gram matrix H_s on the training grid\n\n" + C.markdown_table(
         ["d", "s", "lambda_min", "lambda_max", "lambda_min / lambda_max"],
         [[r["d"], f"{r['s']:g}", f"{r['lambda_min']:.4e}", f"{r['lambda_max']:.4e}", f"{r['ratio_min_max']:.3e}"]
          for r in kernel])]

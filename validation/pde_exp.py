@@ -74,7 +74,9 @@ def param_hash(net) -> str:
     return h.hexdigest()[:16]
 
 
-def task_fn(task: dict) -> dict:
+def train_run(task: dict, make_config) -> tuple:
+    """Solve the catalog problem ``task["problem"]`` with the configuration ``make_config(task)``:
+    the solver's result and the hash of the initial network (:func:`param_hash`)."""
     from hrta_pde.poisson.catalog import builtin_problem
     from hrta_pde.poisson.solve import Setup, solve
 
@@ -82,13 +84,46 @@ def task_fn(task: dict) -> dict:
     cfg = make_config(task)
     setup = Setup(problem, cfg)
     init = param_hash(setup.net)
-    res = solve(problem, cfg, setup=setup, log=lambda *a: None)
+    return solve(problem, cfg, setup=setup, log=lambda *a: None), init
+
+
+def run_row(task: dict, keys, res, init: str, metrics) -> dict:
+    """A row of ``runs.csv``: the task's ``keys``, the result's ``metrics``, status, iterations,
+    switches and initial hash; plus the loss history and error evaluations that
+    :func:`write_curves` moves to their own files."""
     h = res.history
-    return {**{k: task[k] for k in ("part", "problem", "loss", "method", "schedule", "seed")},
-            **{m: res.metrics.get(m) for m in METRICS}, "status": res.metrics["status"],
-            "iterations": res.metrics["iterations"], "switches": list(h.switches), "init_hash": init,
+    return {**{k: task[k] for k in keys}, **{m: res.metrics.get(m) for m in metrics},
+            "status": res.metrics["status"], "iterations": res.metrics["iterations"],
+            "switches": list(h.switches), "init_hash": init,
             "history": {"iteration": h.column("iteration"), "loss": h.column("loss")},
             "errors": [(e["iteration"], e["rel_l2"]) for e in h.evaluations]}
+
+
+def write_curves(out: Path, stem: str, row: dict) -> None:
+    """Move ``row``'s loss history and error evaluations into ``histories/{stem}_loss.csv.gz`` and
+    ``histories/{stem}_errors.csv.gz`` under ``out``."""
+    hist, errs = row.pop("history"), row.pop("errors")
+    (out / "histories").mkdir(parents=True, exist_ok=True)
+    C.write_curve(out / "histories" / f"{stem}_loss.csv.gz", ["iteration", "loss"],
+                  zip(hist["iteration"], hist["loss"]))
+    C.write_curve(out / "histories" / f"{stem}_errors.csv.gz", ["iteration", "rel_l2"], errs)
+
+
+def completed_rows(out: Path, run_stem, metrics) -> list[dict]:
+    """The completed rows of an earlier call's ``out/runs.csv`` whose two curve files (named by
+    ``run_stem(row)``) exist; the ``metrics`` as floats (nan where empty), the rest as read (strings).
+    None if there is no ``runs.csv``."""
+    path = out / "runs.csv"
+    if not path.exists():
+        return []
+    return [{**r, **{m: float(r[m]) if r[m] not in ("", None) else math.nan for m in metrics}}
+            for r in C.read_csv(path) if r["status"] == "completed"
+            and all((out / "histories" / f"{run_stem(r)}_{kind}.csv.gz").exists() for kind in ("loss", "errors"))]
+
+
+def task_fn(task: dict) -> dict:
+    res, init = train_run(task, make_config)
+    return run_row(task, ("part", "problem", "loss", "method", "schedule", "seed"), res, init, METRICS)
 
 
 def tasks_of(prof: dict, seeds: int | None) -> list[dict]:
@@ -128,53 +163,29 @@ def run_stem(t: dict) -> str:
 def load_done(out: Path) -> dict[tuple, dict]:
     """Completed rows of an earlier call's ``runs.csv`` whose curve files exist, keyed like the
     tasks (the schedule included, so a changed schedule is trained again)."""
-    path = out / "runs.csv"
-    if not path.exists():
-        return {}
-    done = {}
-    for r in C.read_csv(path):
-        if r["status"] != "completed":
-            continue
-        if not all((out / "histories" / f"{run_stem(r)}_{kind}.csv.gz").exists() for kind in ("loss", "errors")):
-            continue
-        row = {**r, "seed": int(r["seed"]), "iterations": int(r["iterations"]),
-               "switches": [int(x) for x in str(r["switches"]).split()]}
-        for m in METRICS:
-            row[m] = float(r[m]) if r[m] not in ("", None) else math.nan
-        done[_key(row)] = row
-    return done
+    rows = ({**r, "seed": int(r["seed"]), "iterations": int(r["iterations"]),
+             "switches": [int(x) for x in str(r["switches"]).split()]} for r in completed_rows(out, run_stem, METRICS))
+    return {_key(row): row for row in rows}
 
 
 def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int | None = None,
         resume: bool = False, log=print) -> dict:
     prof = PROFILES[profile_name]
     workers = workers or prof["workers"]
-    (out / "histories").mkdir(parents=True, exist_ok=True)
     manifest = C.Manifest(out, "pde", profile_name, {
         "paper": prof["paper"], "losses": prof["losses"], "seeds_override": seeds, "workers": workers,
         "phi": "relu3", "lr": 1e-3, "sampler": "random", "dtype": "float64"})
     tasks = sorted(tasks_of(prof, seeds), key=lambda t: -_cost(t))
-    done = load_done(out) if resume else {}
-    done = {k: v for k, v in done.items() if k in {_key(t) for t in tasks}}
-    todo = [t for t in tasks if _key(t) not in done]
+    done, todo = C.split_done(tasks, load_done(out) if resume else {}, _key)
     log(f"pde ({profile_name}): {len(tasks)} runs ({len(done)} already done), {workers} worker(s)")
 
     def on_result(task, r):
-        hist = r.pop("history")
-        errs = r.pop("errors")
-        stem = run_stem(r)
-        C.write_curve(out / "histories" / f"{stem}_loss.csv.gz", ["iteration", "loss"],
-                      zip(hist["iteration"], hist["loss"]))
-        C.write_curve(out / "histories" / f"{stem}_errors.csv.gz", ["iteration", "rel_l2"], errs)
+        write_curves(out, run_stem(r), r)
 
     rows = (C.run_tasks(task_fn, todo, workers, on_result=on_result, log=log) if todo else []) + list(done.values())
     rows.sort(key=lambda r: (r["part"], r["problem"], r["loss"], r["method"], r["seed"]))
-    C.write_csv(out / "runs.csv", rows, RUN_COLUMNS)
-    same = same_init(rows)
-    C.write_csv(out / "same_init.csv", same, ["part", "problem", "seed", "runs", "same_initial_network"])
-    summary = summarize(rows)
-    C.write_csv(out / "summary.csv", summary, ["part", "problem", "loss", "method", "metric", "n", "median",
-                                               "min", "max"])
+    same, summary = C.write_run_tables(out, rows, RUN_COLUMNS, same_keys=("part", "problem", "seed"),
+                                       summary_keys=("part", "problem", "loss", "method"), metrics=METRICS)
     C.write_text(out / "pde.md", markdown(summary, prof, seeds))
     figures = plot(out, rows, prof)
     manifest.finish(figures=[p.name for p in figures], failed_runs=sum(r["status"] != "completed" for r in rows),
@@ -187,42 +198,8 @@ RUN_COLUMNS = ["part", "problem", "loss", "method", "schedule", "seed", "rel_l2"
                "final_loss", "seconds", "iterations", "switches", "status", "init_hash"]
 
 
-def same_init(rows: list[dict]) -> list[dict]:
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["part"], r["problem"], r["seed"]), set()).add(r["init_hash"])
-    return [{"part": k[0], "problem": k[1], "seed": k[2],
-             "runs": sum((r["part"], r["problem"], r["seed"]) == k for r in rows),
-             "same_initial_network": len(v) == 1} for k, v in sorted(groups.items())]
-
-
-def summarize(rows: list[dict]) -> list[dict]:
-    keys = sorted({(r["part"], r["problem"], r["loss"], r["method"]) for r in rows})
-    out = []
-    for k in keys:
-        mine = [r for r in rows if (r["part"], r["problem"], r["loss"], r["method"]) == k]
-        for metric in METRICS:
-            med, lo, hi, n = C.med_min_max(r[metric] for r in mine)
-            out.append({"part": k[0], "problem": k[1], "loss": k[2], "method": k[3], "metric": metric, "n": n,
-                        "median": med, "min": lo, "max": hi})
-    return out
-
-
 def lookup(summary, part, problem, loss, method, metric):
-    for s in summary:
-        if (s["part"], s["problem"], s["loss"], s["method"], s["metric"]) == (part, problem, loss, method, metric):
-            return s
-    return None
-
-
-def _cell(s) -> str:
-    if s is None or int(s["n"]) == 0:
-        return "n/a"
-    return f"{C.fmt(float(s['median']))} [{C.fmt(float(s['min']))}, {C.fmt(float(s['max']))}]"
-
-
-def _seconds(s) -> str:
-    return "n/a" if s is None or int(s["n"]) == 0 else f"{float(s['median']):.1f}"
+    return C.summary_row(summary, part=part, problem=problem, loss=loss, method=method, metric=metric)
 
 
 def markdown(summary: list[dict], prof: dict, seeds: int | None) -> str:
@@ -230,9 +207,9 @@ def markdown(summary: list[dict], prof: dict, seeds: int | None) -> str:
     parts = []
     header = ["method", "schedule", "relative L2", "relative H1 seminorm", "max error", "final Sobolev loss",
               "seconds"]
-    rows = [[LABELS[m], sched] + [_cell(lookup(summary, "paper", "paper_pde", "sobolev", m, k)) for k in
+    rows = [[LABELS[m], sched] + [C.summary_cell(lookup(summary, "paper", "paper_pde", "sobolev", m, k)) for k in
                                   ("rel_l2", "rel_h1_semi", "max_error", "final_loss")]
-            + [_seconds(lookup(summary, "paper", "paper_pde", "sobolev", m, "seconds"))]
+            + [C.summary_median(lookup(summary, "paper", "paper_pde", "sobolev", m, "seconds"))]
             for m, sched in a["methods"].items()]
     parts.append(f"#### (a) paper_pde: Sobolev loss, paper network (width {a['width']}, 1 hidden layer), "
                  f"phi = relu3, {a['points']} points; median [min, max] over {seeds or a['seeds']} seeds\n\n"
@@ -240,7 +217,7 @@ def markdown(summary: list[dict], prof: dict, seeds: int | None) -> str:
     for metric, title in (("rel_l2", "relative L2 error"), ("rel_h1_semi", "relative H1 seminorm error")):
         cols = [(loss, m) for loss in b["losses"] for m in b["methods"]]
         header = ["problem"] + [f"{loss}, {LABELS[m]}" for loss, m in cols]
-        rows = [[p] + [_cell(lookup(summary, "losses", p, loss, m, metric)) for loss, m in cols]
+        rows = [[p] + [C.summary_cell(lookup(summary, "losses", p, loss, m, metric)) for loss, m in cols]
                 for p in b["problems"]]
         parts.append(f"#### (b) {title}: Ritz vs Sobolev vs PINN (FNN {b['depth']} x {b['width']}, relu3, "
                      f"{b['points']} interior / {b['boundary_points']} boundary points; "

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from validation import common as C
-from validation.pde_exp import param_hash
+from validation.pde_exp import completed_rows, run_row, train_run, write_curves
 
 PROFILES = {
     "quick": {
@@ -57,6 +57,8 @@ VARIANTS = ("hrta_0.5", "hrta_1.5")
 LABELS = {"fixed": "s = 1", "hrta_0.5": "HRTA 0.5->1", "hrta_1.5": "HRTA 1->1.5"}
 OPT_LABELS = {"engd": "ENGD", "engd_lm": "ENGD (LM)", "lbfgs": "L-BFGS"}
 METRICS = ("rel_l2", "rel_h1_semi", "max_error", "final_loss", "seconds", "iterations")
+#: the runs of one (problem, loss, seed) must start from the same initial network (same_init.csv)
+SAME_KEYS = ("problem", "loss", "seed")
 RUN_COLUMNS = ["problem", "loss", "optimizer", "method", "schedule", "seed", "rel_l2", "rel_h1_semi", "max_error",
                "final_loss", "seconds", "iterations", "planned_iterations", "stage_iterations", "switches",
                "status", "init_hash"]
@@ -83,24 +85,12 @@ def make_config(task: dict):
 
 
 def task_fn(task: dict) -> dict:
-    from hrta_pde.poisson.catalog import builtin_problem
-    from hrta_pde.poisson.solve import Setup, solve
-
-    problem = builtin_problem(task["problem"])
-    cfg = make_config(task)
-    setup = Setup(problem, cfg)
-    init = param_hash(setup.net)
-    res = solve(problem, cfg, setup=setup, log=lambda *a: None)
-    h = res.history
-    stages = h.column("stage")
+    res, init = train_run(task, make_config)
+    stages = res.history.column("stage")
     n_stages = len(task["schedule"].split(","))
     per_stage = [sum(1 for s in stages if int(s) == k + 1) for k in range(n_stages)]  # record_every = 1
-    return {**{k: task[k] for k in ("problem", "loss", "optimizer", "method", "schedule", "seed")},
-            **{m: res.metrics.get(m) for m in METRICS}, "status": res.metrics["status"],
-            "planned_iterations": task["planned_iterations"], "stage_iterations": per_stage,
-            "switches": list(h.switches), "init_hash": init,
-            "history": {"iteration": h.column("iteration"), "loss": h.column("loss")},
-            "errors": [(e["iteration"], e["rel_l2"]) for e in h.evaluations]}
+    return {**run_row(task, ("problem", "loss", "optimizer", "method", "schedule", "seed"), res, init, METRICS),
+            "planned_iterations": task["planned_iterations"], "stage_iterations": per_stage}
 
 
 def tasks_of(prof: dict, seeds: int | None) -> list[dict]:
@@ -139,29 +129,16 @@ def _ints(text) -> list[int]:
 
 def load_done(out: Path) -> dict[tuple, dict]:
     """Completed rows of an earlier call's ``runs.csv`` whose curve files exist (``--resume``)."""
-    path = out / "runs.csv"
-    if not path.exists():
-        return {}
-    done = {}
-    for r in C.read_csv(path):
-        if r["status"] != "completed":
-            continue
-        if not all((out / "histories" / f"{run_stem(r)}_{kind}.csv.gz").exists() for kind in ("loss", "errors")):
-            continue
-        row = {**r, "seed": int(r["seed"]), "planned_iterations": int(r["planned_iterations"]),
-               "switches": _ints(r["switches"]), "stage_iterations": _ints(r["stage_iterations"])}
-        for m in METRICS:
-            row[m] = float(r[m]) if r[m] not in ("", None) else math.nan
-        row["iterations"] = int(row["iterations"])
-        done[_key(row)] = row
-    return done
+    rows = ({**r, "seed": int(r["seed"]), "planned_iterations": int(r["planned_iterations"]),
+             "iterations": int(r["iterations"]), "switches": _ints(r["switches"]),
+             "stage_iterations": _ints(r["stage_iterations"])} for r in completed_rows(out, run_stem, METRICS))
+    return {_key(row): row for row in rows}
 
 
 def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int | None = None,
         resume: bool = False, log=print) -> dict:
     prof = PROFILES[profile_name]
     workers = workers or prof["workers"]
-    (out / "histories").mkdir(parents=True, exist_ok=True)
     # seed by seed (an interrupted call leaves whole seeds), longest first within a seed
     tasks = sorted(tasks_of(prof, seeds), key=lambda t: (t["seed"], -_cost(t)))
     manifest = C.Manifest(out, "second-order", profile_name, {
@@ -169,19 +146,13 @@ def run(profile_name: str, out: Path, *, seeds: int | None = None, workers: int 
         "seeds_override": seeds, "workers": workers, "phi": "tanh", "net": "fnn", "init": "domain",
         "sampler": "random", "dtype": "float64",
         "schedules": {opt: schedules(opt, prof["iterations"][opt]) for opt in OPTIMIZERS}})
-    done = load_done(out) if resume else {}
-    done = {k: v for k, v in done.items() if k in {_key(t) for t in tasks}}
-    todo = [t for t in tasks if _key(t) not in done]
+    done, todo = C.split_done(tasks, load_done(out) if resume else {}, _key)
     log(f"second-order ({profile_name}): {len(tasks)} runs ({len(done)} already done), {workers} worker(s)")
 
     so_far = list(done.values())
 
     def on_result(task, r):
-        hist, errs = r.pop("history"), r.pop("errors")
-        stem = run_stem(r)
-        C.write_curve(out / "histories" / f"{stem}_loss.csv.gz", ["iteration", "loss"],
-                      zip(hist["iteration"], hist["loss"]))
-        C.write_curve(out / "histories" / f"{stem}_errors.csv.gz", ["iteration", "rel_l2"], errs)
+        write_curves(out, run_stem(r), r)
         so_far.append(r)  # runs.csv after every run: an interrupted call keeps its rows (--resume, --tables-only)
         C.write_csv(out / "runs.csv", so_far, RUN_COLUMNS)
 
@@ -208,12 +179,8 @@ def tables_only(profile_name: str, out: Path, *, seeds: int | None = None, log=p
 def finish(out: Path, rows: list[dict], prof: dict, manifest: C.Manifest, *, kept: int = 0,
            planned: int | None = None, status: str = "completed", log=print) -> dict:
     """Write the tables, Markdown and figures of ``rows`` (also used for partial results)."""
-    C.write_csv(out / "runs.csv", rows, RUN_COLUMNS)
-    same = same_init(rows)
-    C.write_csv(out / "same_init.csv", same, ["problem", "loss", "seed", "runs", "same_initial_network"])
-    summary = summarize(rows)
-    C.write_csv(out / "summary.csv", summary, ["problem", "loss", "optimizer", "method", "metric", "n", "median",
-                                               "min", "max"])
+    same, summary = C.write_run_tables(out, rows, RUN_COLUMNS, same_keys=SAME_KEYS,
+                                       summary_keys=("problem", "loss", "optimizer", "method"), metrics=METRICS)
     verdict_rows = verdicts(rows)
     C.write_csv(out / "verdicts.csv", verdict_rows, VERDICT_COLUMNS)
     C.write_text(out / "second_order.md", markdown(summary, verdict_rows, rows))
@@ -223,26 +190,6 @@ def finish(out: Path, rows: list[dict], prof: dict, manifest: C.Manifest, *, kep
                     runs_done=len(rows), runs_planned=planned if planned is not None else len(rows))
     log((out / "second_order.md").read_text())
     return {"rows": rows, "summary": summary, "verdicts": verdict_rows, "figures": figures, "same_init": same}
-
-
-def same_init(rows: list[dict]) -> list[dict]:
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["problem"], r["loss"], int(r["seed"])), []).append(r["init_hash"])
-    return [{"problem": k[0], "loss": k[1], "seed": k[2], "runs": len(v), "same_initial_network": len(set(v)) == 1}
-            for k, v in sorted(groups.items())]
-
-
-def summarize(rows: list[dict]) -> list[dict]:
-    keys = sorted({(r["problem"], r["loss"], r["optimizer"], r["method"]) for r in rows})
-    out = []
-    for k in keys:
-        mine = [r for r in rows if (r["problem"], r["loss"], r["optimizer"], r["method"]) == k]
-        for metric in METRICS:
-            med, lo, hi, n = C.med_min_max(float(r[metric]) for r in mine)
-            out.append({"problem": k[0], "loss": k[1], "optimizer": k[2], "method": k[3], "metric": metric,
-                        "n": n, "median": med, "min": lo, "max": hi})
-    return out
 
 
 VERDICT_COLUMNS = ["optimizer", "method", "wins", "n", "median_ratio_rel_l2", "median_ratio_seconds",
@@ -272,7 +219,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
     """Per (optimizer, HRTA variant): wins = seed-paired runs with a strictly lower final relative L2
     error than the same optimizer at s = 1, n = paired runs, the median of the per-seed ratios, and
     the report's verdict word."""
-    from validation.report import _verdict
+    from validation.findings import _verdict
 
     out = []
     for opt in OPTIMIZERS:
@@ -290,20 +237,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
 
 
 def _look(summary, problem, loss, opt, method, metric):
-    for s in summary:
-        if (s["problem"], s["loss"], s["optimizer"], s["method"], s["metric"]) == (problem, loss, opt, method, metric):
-            return s
-    return None
-
-
-def _cell(s) -> str:
-    if s is None or int(s["n"]) == 0:
-        return "n/a"
-    return f"{C.fmt(float(s['median']))} [{C.fmt(float(s['min']))}, {C.fmt(float(s['max']))}]"
-
-
-def _num(s, digits: int = 1) -> str:
-    return "n/a" if s is None or int(s["n"]) == 0 else f"{float(s['median']):.{digits}f}"
+    return C.summary_row(summary, problem=problem, loss=loss, optimizer=opt, method=method, metric=metric)
 
 
 def markdown(summary: list[dict], verdict_rows: list[dict], rows: list[dict]) -> str:
@@ -328,10 +262,10 @@ def markdown(summary: list[dict], verdict_rows: list[dict], rows: list[dict]) ->
             + [f"{LABELS[m]} iterations run" for m, _ in sched] + [f"{LABELS[m]} seconds" for m, _ in sched]
         body = []
         for p, loss in cases:
-            body.append([f"{p} / {loss}"] + [_cell(_look(summary, p, loss, opt, m, "rel_l2")) for m, _ in sched]
-                        + [_cell(_look(summary, p, loss, opt, m, "rel_h1_semi")) for m, _ in sched]
-                        + [_num(_look(summary, p, loss, opt, m, "iterations"), 0) for m, _ in sched]
-                        + [_num(_look(summary, p, loss, opt, m, "seconds")) for m, _ in sched])
+            body.append([f"{p} / {loss}"] + [C.summary_cell(_look(summary, p, loss, opt, m, "rel_l2")) for m, _ in sched]
+                        + [C.summary_cell(_look(summary, p, loss, opt, m, "rel_h1_semi")) for m, _ in sched]
+                        + [C.summary_median(_look(summary, p, loss, opt, m, "iterations"), 0) for m, _ in sched]
+                        + [C.summary_median(_look(summary, p, loss, opt, m, "seconds")) for m, _ in sched])
         wins = []
         for p, loss in cases:
             for m in VARIANTS:

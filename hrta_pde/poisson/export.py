@@ -13,6 +13,7 @@ import torch
 
 from hrta_pde.io.meshfiles import MeshError, write_mesh, write_points_csv
 from hrta_pde.poisson.mesh import mesh_shape
+from hrta_pde.poisson.metrics import net_values
 
 MESH_SUFFIXES = (".vtu", ".xdmf", ".xmf", ".vtk", ".msh", ".mesh", ".med", ".ply", ".stl", ".off", ".obj")
 
@@ -49,12 +50,9 @@ def default_resolution(problem) -> float:
 def point_fields(net, problem, points: np.ndarray) -> dict[str, np.ndarray]:
     """Prediction, gradient and (if known) exact values at ``points`` (n, d)."""
     p = next(net.parameters())
-    x = torch.as_tensor(points, dtype=p.dtype, device=p.device).requires_grad_(True)
-    with torch.enable_grad():
-        u = net(x)[:, 0]
-        (g,) = torch.autograd.grad(u.sum(), x)
-    out = {"u": u.detach().cpu().numpy(), "grad_u": g.detach().cpu().numpy()}
-    xd = x.detach()
+    xd = torch.as_tensor(points, dtype=p.dtype, device=p.device)
+    u, g = net_values(net, xd)
+    out = {"u": u.cpu().numpy(), "grad_u": g.cpu().numpy()}
     if problem.has_exact:
         ue = problem.u_torch(xd).detach().cpu().numpy()
         out["u_exact"] = ue

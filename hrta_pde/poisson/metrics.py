@@ -66,21 +66,37 @@ def error_metrics(u: torch.Tensor, grad_u: torch.Tensor, u_star: torch.Tensor,
     return out
 
 
-def evaluate(net, x: torch.Tensor, problem, *, reference=None) -> dict[str, float]:
-    """Metrics of ``net`` at the test points ``x`` against the problem's exact solution.
+def net_values(net, x: torch.Tensor, *, gradient: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The prediction ``u = net(x)[:, 0]`` (n,) and its gradient ``grad u`` (n, d) at the points ``x``.
 
-    ``reference`` (optional) is an object with ``u(x)`` and ``grad(x)`` (torch, (n,) and (n, d))
-    used instead of the exact solution, e.g. a finite element solution.
+    Evaluated in eval mode (the mode is restored after), by autograd even where the caller runs
+    under ``torch.no_grad``; both results are detached. With ``gradient=False`` no graph is built
+    and the gradient is None (for plots of the values alone).
+    Example: for a network of ``x -> x1^2``, ``net_values(net, torch.tensor([[3.0]]))`` is
+    ``(tensor([9.]), tensor([[6.]]))``.
     """
     was_training = net.training
     net.eval()
     try:
+        if not gradient:
+            with torch.no_grad():
+                return net(x)[:, 0].detach(), None
         xr = x.detach().requires_grad_(True)
         with torch.enable_grad():
             u = net(xr)[:, 0]
             (g,) = torch.autograd.grad(u.sum(), xr)
     finally:
         net.train(was_training)
+    return u.detach(), g.detach()
+
+
+def evaluate(net, x: torch.Tensor, problem, *, reference=None) -> dict[str, float]:
+    """Metrics of ``net`` at the test points ``x`` against the problem's exact solution.
+
+    ``reference`` (optional) is an object with ``u(x)`` and ``grad(x)`` (torch, (n,) and (n, d))
+    used instead of the exact solution, e.g. a finite element solution.
+    """
+    u, g = net_values(net, x)
     if reference is not None:
         u_star, g_star = reference.u(x), reference.grad(x)
     elif problem.has_exact:

@@ -110,10 +110,11 @@ def plot_1d(x: np.ndarray, curves: dict[str, np.ndarray], path, *, title: str = 
 def _values(net, problem, pts: np.ndarray):
     import torch
 
+    from hrta_pde.poisson.metrics import net_values
+
     p = next(net.parameters())
     x = torch.as_tensor(pts, dtype=p.dtype, device=p.device)
-    with torch.no_grad():
-        u = net(x)[:, 0].cpu().numpy()
+    u = net_values(net, x, gradient=False)[0].cpu().numpy()
     exact = problem.u_numpy(pts) if problem.has_exact else None
     return u, exact
 

@@ -32,20 +32,15 @@ import numpy as np
 import sympy
 import torch
 
-from hrta_pde.poisson.boundary_spec import (BOUNDARY_TYPES, PART_KEYS, BoundarySpec, boundary_kind,
+from hrta_pde.poisson.boundary_spec import (PART_KEYS, BoundarySpec, boundary_kind,
                                             conditions_per_part, default_data, read_boundary,
                                             shared_data)
 from hrta_pde.poisson.domain_spec import as_table, build_shape, check_keys, expression_text, normalize_domain
 from hrta_pde.poisson.errors import ProblemError
 from hrta_pde.poisson.expressions import (
-    ExpressionError,
-    _cheap_simplify,
-    _drop_delta,
-    coordinate_symbols,
     expressions_agree,
-    gradient,
-    laplacian,
     parse_expression,
+    source_term,
     to_numpy,
 )
 from hrta_pde.poisson.geometry import boundary_parts, present_parts
@@ -64,20 +59,6 @@ SOLVER_KEYS = ("loss", "schedule", "lr", "reset_optimizer", "plateau_window", "p
 _TOP_KEYS = ("name", "description", "domain", "solution", "boundary", "solver")
 _SOLUTION_KEYS = ("u", "f", "a", "c")
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")
-
-
-def _numerically_zero(terms: list[sympy.Expr], dim: int, x: np.ndarray) -> bool:
-    """Whether sum(terms) cancels to rounding error at the points ``x``."""
-    with np.errstate(all="ignore"):
-        try:
-            vals = np.stack([to_numpy(t, dim)(x) for t in terms])
-        except ExpressionError:
-            return False
-        total, size = np.abs(vals.sum(axis=0)), np.abs(vals).sum(axis=0)
-        ok = np.isfinite(total) & np.isfinite(size)
-        if ok.sum() * 2 < len(x):
-            return False
-        return bool(np.all(total[ok] <= 1e-9 * size[ok]))
 
 
 def _agree(a: np.ndarray, b: np.ndarray) -> tuple[bool, int]:
@@ -227,17 +208,7 @@ def _source(sol: _Solution, dim: int, x_in: np.ndarray):
     u, f_given = sol.u, sol.f_given
     if u is None:
         return f_given
-    if not sol.general:
-        terms = [gradient(du, dim)[i] for i, du in enumerate(gradient(u, dim))]
-        f_u = -laplacian(u, dim)
-    else:
-        xs = coordinate_symbols(dim)
-        terms = [_drop_delta(sympy.diff(sol.a * du, xs[i])) for i, du in enumerate(gradient(u, dim))]
-        if sol.c != 0:
-            terms.append(-sol.c * u)
-        f_u = _cheap_simplify(-sympy.Add(*terms))
-    if f_u != 0 and terms and _numerically_zero(terms, dim, x_in):
-        f_u = sympy.S.Zero  # harmonic u whose Laplacian sympy cannot cancel cheaply
+    f_u = source_term(u, dim, a=sol.a, c=sol.c, points=x_in)  # 0 for a harmonic u sympy cannot cancel
     if f_given is not None and not expressions_agree(f_given, f_u, dim, points=x_in):
         what = "-laplacian(u)" if not sol.general else "-div(a grad u) + c u"
         raise ProblemError(f"solution.f '{sol.texts['f']:.60}' is not {what} = {str(f_u):.80} "
