@@ -59,11 +59,11 @@ _COST = {"pinn": 3.0, "ritz": 1.0, "sobolev": 1.0}
 def make_config(task: dict):
     from hrta_pde.poisson.solve import SolveConfig
 
-    return SolveConfig(loss=task["loss"], schedule=task["schedule"], lr=1e-3, net=task["net"],
-                       width=task["width"], depth=task["depth"], phi="relu3", points=task["points"],
-                       boundary_points=task["boundary_points"], sampler="random",
-                       test_points=task["test_points"], eval_every=task["eval_every"],
-                       checkpoint_every=10**9, record_every=10, seed=task["seed"], dtype="float64", device="cpu")
+    return SolveConfig.from_dict(dict(
+        loss=task["loss"], schedule=task["schedule"], lr=1e-3, net=task["net"], width=task["width"],
+        depth=task["depth"], phi="relu3", points=task["points"], boundary_points=task["boundary_points"],
+        sampler="random", test_points=task["test_points"], eval_every=task["eval_every"],
+        checkpoint_every=10**9, record_every=10, seed=task["seed"], dtype="float64", device="cpu"))
 
 
 def param_hash(net) -> str:
@@ -82,7 +82,7 @@ def task_fn(task: dict) -> dict:
     cfg = make_config(task)
     setup = Setup(problem, cfg)
     init = param_hash(setup.net)
-    res = solve(problem, cfg, setup=setup, log=lambda *a: None)
+    res = solve(problem, cfg, setup=setup)
     h = res.history
     return {**{k: task[k] for k in ("part", "problem", "loss", "method", "schedule", "seed")},
             **{m: res.metrics.get(m) for m in METRICS}, "status": res.metrics["status"],
