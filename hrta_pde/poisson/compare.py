@@ -79,29 +79,41 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
                     save_state()
                 rows.append(done[key]["row"])
                 curves[name].append(tuple(done[key]["curve"]))
+    report = {"problem": problem.name, "seeds": seeds, "rows": rows, "summary": _summary(names, rows),
+              "status": "completed"}
+    log(format_compare(report))
+    if run_dir is not None:
+        _write_comparison(run_dir, problem, report, curves)
+    return report
+
+
+def _summary(names: list[str], rows: list[dict]) -> dict:
+    """Per loss and metric the median, min and max over the seeds."""
     summary = {}
     for name in names:
         mine = [r for r in rows if r["loss"] == name]
         summary[name] = {m: {"median": statistics.median(r[m] for r in mine), "min": min(r[m] for r in mine),
                              "max": max(r[m] for r in mine)}
                          for m in ("rel_l2", "rel_h1_semi", "max_error", "seconds")}
-    report = {"problem": problem.name, "seeds": seeds, "rows": rows, "summary": summary, "status": "completed"}
-    log(format_compare(report))
-    if run_dir is not None:
-        from hrta_pde.poisson.plotting import plot_error_history
-        from hrta_pde.history import _write_csv
+    return summary
 
-        _write_csv(run_dir / "compare.csv", list(rows[0]), [list(r.values()) for r in rows])
-        write_json(run_dir / "summary.json", report)
-        med = {}
-        for name, cs in curves.items():
-            it = np.asarray(cs[0][0])
-            errs = np.array([c[1] for c in cs if len(c[1]) == len(it)])
-            med[f"{name} (median of {len(errs)})"] = (it, np.median(errs, axis=0))
-        plot_error_history(med, run_dir / "errors.png",
-                           title=f"{problem.name}: relative L2 error against iteration")
-        report["run_dir"] = str(run_dir)
-    return report
+
+def _write_comparison(run_dir: Path, problem, report: dict, curves: dict) -> None:
+    """``compare.csv``, ``summary.json`` and ``errors.png`` (median error curve per loss)."""
+    from hrta_pde.history import _write_csv
+    from hrta_pde.io.runs import write_json
+    from hrta_pde.poisson.plotting import plot_error_history
+
+    rows = report["rows"]
+    _write_csv(run_dir / "compare.csv", list(rows[0]), [list(r.values()) for r in rows])
+    write_json(run_dir / "summary.json", report)
+    med = {}
+    for name, cs in curves.items():
+        it = np.asarray(cs[0][0])
+        errs = np.array([c[1] for c in cs if len(c[1]) == len(it)])
+        med[f"{name} (median of {len(errs)})"] = (it, np.median(errs, axis=0))
+    plot_error_history(med, run_dir / "errors.png", title=f"{problem.name}: relative L2 error against iteration")
+    report["run_dir"] = str(run_dir)
 
 
 def _compare_one(problem, plan, setup: Setup, run_dir, *, resume, progress, log, reference) -> dict | None:

@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +60,9 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
         transform = hard_dirichlet(problem) if hard_bc else None
     elif hard_bc:
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
-    config = dataclasses.replace(cfg, schedule=cfg.schedule_text, hard_bc=hard_bc)
+    config = copy.copy(cfg)  # cfg is checked already: fill in the two decided values, not check again
+    object.__setattr__(config, "schedule", cfg.schedule_text)
+    object.__setattr__(config, "hard_bc", hard_bc)
     return Plan(config, schedule, transform)
 
 
