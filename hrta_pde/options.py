@@ -100,7 +100,9 @@ def check_positive(obj, names) -> None:
 def check_choice(name: str, value, choices) -> None:
     """``value`` is one of ``choices``; the message lists them."""
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is unknown: use {', '.join(repr(c) for c in choices)}")
+        names = [repr(c) for c in choices]
+        listed = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        raise ValueError(f"{name}={value!r} is unknown: use {listed}")
 
 
 @dataclass(frozen=True)
