@@ -57,14 +57,14 @@ def run_case(problem_name: str, settings: dict, eval_every: int, seed: int) -> d
     problem = builtin_problem(problem_name)
     cfg = SolveConfig.from_dict({"device": "cpu", "seed": seed, **settings})
     if "eval_every" not in settings:
-        cfg.eval_every = eval_every if "@" in cfg.resolved_schedule() else max(eval_every, 100)
+        cfg = cfg.replace(eval_every=eval_every if "@" in cfg.schedule_text else max(eval_every, 100))
     reference = None
     if not problem.has_exact:
         from hrta_pde.poisson.fem import fem_reference
 
         reference = fem_reference(problem)
     t = time.perf_counter()
-    res = solve(problem, cfg, log=lambda *a: None, reference=reference)
+    res = solve(problem, cfg, reference=reference)
     seconds = time.perf_counter() - t
     ev = res.history.evaluations
     times = dict(zip(res.history.column("iteration"), res.history.column("time")))

@@ -32,7 +32,8 @@ def timed(fn) -> float:
 
 def measure(width: int, points: int, rounds: int) -> dict:
     problem = builtin_problem("poisson_2d_sin")
-    cfg = SolveConfig(width=width, depth=1, points=points, boundary_points=max(points // 5, 40), device="cpu")
+    cfg = SolveConfig.from_dict({"width": width, "depth": 1, "points": points,
+                                 "boundary_points": max(points // 5, 40), "device": "cpu"})
     setup = Setup(problem, cfg)
     net = copy.deepcopy(setup.net)
     net.apply_output_transform(hard_dirichlet(problem))

@@ -43,13 +43,14 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|")
     for name, data in PROBLEMS.items():
         problem = problem_from_dict(data, source=name)
-        base = SolveConfig(loss=args.loss, schedule=f"1:{args.iterations}", points=args.points,
-                           seed=args.seed, device="cpu", checkpoint_every=10**9, eval_every=10**6)
+        base = SolveConfig.from_dict({"loss": args.loss, "schedule": f"1:{args.iterations}", "points": args.points,
+                                      "seed": args.seed, "device": "cpu", "checkpoint_every": 10**9,
+                                      "eval_every": 10**6})
         setup = Setup(problem, base)
         for hard in (True, False):
-            cfg = SolveConfig(**{**base.__dict__, "hard_bc": hard})
+            cfg = base.replace(hard_bc=hard)
             t = time.perf_counter()
-            res = solve(problem, cfg, setup=setup, log=lambda *a: None)
+            res = solve(problem, cfg, setup=setup)
             m = res.metrics
             print(f"| {name} | {'exact (phi)' if hard else 'penalty'} | {m['rel_l2']:.3e} | "
                   f"{m['rel_h1_semi']:.3e} | {time.perf_counter() - t:.1f} |", flush=True)

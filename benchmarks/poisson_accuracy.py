@@ -38,17 +38,16 @@ def main(argv=None):
     print("| loss | schedule | lr | relative L2 | relative H1 seminorm | time [s] | target rel. L2 | met |")
     print("|---|---|---|---|---|---|---|---|")
     for loss in args.losses.split(","):
-        cfg = SolveConfig(loss=loss, device="cpu", seed=args.seed, hard_bc=True if args.hard_bc else None)
-        if args.schedule:
-            cfg.schedule = args.schedule
-        if args.lr:
-            cfg.lr = args.lr
+        cfg = SolveConfig.from_dict({"loss": loss, "device": "cpu", "seed": args.seed,
+                                     "hard_bc": True if args.hard_bc else None,
+                                     **({"schedule": args.schedule} if args.schedule else {}),
+                                     **({"lr": args.lr} if args.lr else {})})
         t = time.perf_counter()
-        res = solve(problem, cfg, log=lambda *a: None)
+        res = solve(problem, cfg)
         sec = time.perf_counter() - t
         m = res.metrics
         ok = m["rel_l2"] <= TARGETS[loss] and sec <= 120
-        print(f"| {loss} | {res.config.schedule} | {cfg.lr:g} | {m['rel_l2']:.2e} | {m['rel_h1_semi']:.2e} | "
+        print(f"| {loss} | {res.config.schedule} | {cfg.training.lr:g} | {m['rel_l2']:.2e} | {m['rel_h1_semi']:.2e} | "
               f"{sec:.0f} | {TARGETS[loss]:g} in 120 s | {'yes' if ok else 'no'} |", flush=True)
 
 

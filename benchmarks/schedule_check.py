@@ -25,10 +25,10 @@ def run_one(job: tuple) -> dict:
     from hrta_pde.poisson.solve import SolveConfig, solve
 
     problem, loss, schedule, seed = job
-    cfg = SolveConfig(loss=loss, schedule=schedule, seed=seed, device="cpu", checkpoint_every=10**9,
-                      eval_every=1000)
+    cfg = SolveConfig.from_dict({"loss": loss, "schedule": schedule, "seed": seed, "device": "cpu",
+                                 "checkpoint_every": 10**9, "eval_every": 1000})
     t = time.perf_counter()
-    res = solve(builtin_problem(problem), cfg, log=lambda *a: None)
+    res = solve(builtin_problem(problem), cfg)
     return {"problem": problem, "schedule": schedule, "seed": seed, "rel_l2": res.metrics["rel_l2"],
             "rel_h1_semi": res.metrics["rel_h1_semi"], "seconds": time.perf_counter() - t}
 

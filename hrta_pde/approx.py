@@ -6,75 +6,64 @@ random test set.
 
 Example::
 
-    cfg = ApproxConfig(target="sin(2*pi*x)", width=200, hrta="0.5:300,1:700", baseline="1:1000")
-    report = run_approx(cfg, out="runs/demo")
-    report["runs"]["hrta"]["test_rel_l2"]
+    cfg = ApproxConfig.from_dict({"target": "sin(2*pi*x)", "width": 200, "hrta": "0.5:300,1:700",
+                                  "baseline": "1:1000"})
+    result = run_approx(cfg)
+    result.report["runs"]["hrta"]["test_rel_l2"]
+    write_approx_run(result, "runs/demo")   # history, models, metrics.json, loss.png
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hrta_pde._backend import resolve_device, resolve_dtype
-from hrta_pde.poisson.expressions import parse_expression, to_torch
+from hrta_pde._backend import resolve_device
+from hrta_pde.fields import check_fields
 from hrta_pde.networks import HomotopyNet
-from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
+from hrta_pde.options import (Config, NetworkOptions, RunOptions, SamplingOptions, SettingError, TrainingOptions,
+                              check_choice, check_positive)
+from hrta_pde.poisson.expressions import parse_expression, to_torch
+from hrta_pde.schedule import Schedule
 from hrta_pde.train import TrainResult, train
 
 
-@dataclass
-class ApproxConfig:
-    """Everything that defines an ``approx`` run (the defaults are the paper's 1-D setting)."""
+@dataclass(frozen=True)
+class ApproxConfig(Config):
+    """Everything that defines an ``approx`` run (the defaults are the paper's 1-D setting), checked
+    when made. The network is always the paper's two-layer ``HomotopyNet`` (``depth`` hidden
+    layers); ``sampling.sampler`` is ``"grid"`` (uniform, endpoints included) or ``"random"``;
+    ``box`` holds ``[lo, hi]`` per axis (one pair: all axes)."""
+
+    OMIT = ("net", "init", "boundary_points")  # fixed: the paper's network, no boundary
 
     target: str = "sin(2*pi*x)"
     dim: int = 1
-    box: list = field(default_factory=lambda: [[0.0, 1.0]])  # [lo, hi] per axis (one pair: all axes)
-    points: int = 100
-    sampler: str = "grid"  # "grid" (uniform, endpoints included) or "random"
-    test_points: int = 2000
-    width: int = 1000
-    depth: int = 1  # hidden layers
-    phi: str = "relu"
+    box: list = field(default_factory=lambda: [[0.0, 1.0]])
+    sampling: SamplingOptions = SamplingOptions(points=100, sampler="grid", test_points=2000)
+    network: NetworkOptions = NetworkOptions(width=1000, phi="relu", net="paper")
     hrta: str = "0.5:3000,1:13000"
     baseline: str = "1:16000"
-    lr: float = 1e-3
-    reset_optimizer: bool = False
-    plateau_window: int = 500
-    plateau_threshold: float = 0.01
-    seed: int = 0
-    dtype: str = "float64"
-    device: str = "auto"
-    record_every: int = 10
-    checkpoint_every: int = 1000  # iterations between checkpoints (and one on SIGINT/SIGTERM)
+    training: TrainingOptions = TrainingOptions()
+    run: RunOptions = RunOptions()
 
-    def validate(self) -> None:
-        """Check every field once; raise ``ValueError`` naming the bad value and the fix."""
-        from hrta_pde.fields import check_fields
-        from hrta_pde.limits import MAX_DEPTH
-
-        check_fields(self)  # the types: the annotations above are the table
-        for name in ("dim", "points", "test_points", "width", "depth", "record_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
-        if self.depth > MAX_DEPTH:
-            raise ValueError(f"depth={self.depth} is above the limit of {MAX_DEPTH} hidden layers: lower --depth")
-        if not 0 <= self.seed <= 2**62:
-            raise ValueError(f"seed={self.seed} must be an integer from 0 to 2^62")
+    def __post_init__(self):
+        check_fields(self)  # the types: the annotations above (and the groups') are the table
+        check_positive(self, ("dim",))
         if self.dim > 10:
             raise ValueError(f"dim={self.dim} is too large: 1 <= dim <= 10")
-        if self.sampler not in ("grid", "random"):
-            raise ValueError(f"sampler={self.sampler!r} is unknown: use 'grid' or 'random'")
+        check_choice("sampler", self.sampling.sampler, ("grid", "random"))
+        if self.network.net != "paper":
+            raise ValueError(f"net={self.network.net!r}: approx trains the paper's network (net='paper')")
         self.bounds()
-        if self.sampler == "grid":
-            grid_side(self.points, self.dim)
-        resolve_dtype(self.dtype)
+        if self.sampling.sampler == "grid":
+            grid_side(self.sampling.points, self.dim)
         parse_expression(self.target, self.dim, name="target")
-        self.schedules()
+        object.__setattr__(self, "_schedules", (self.training.schedule(self.hrta),
+                                                self.training.schedule(self.baseline)))
 
     def bounds(self) -> np.ndarray:
         box = np.asarray(self.box, dtype=float)
@@ -87,9 +76,8 @@ class ApproxConfig:
         return box
 
     def schedules(self) -> tuple[Schedule, Schedule]:
-        rule = PlateauRule(self.plateau_window, self.plateau_threshold)
-        return (parse_schedule(self.hrta, self.lr, rule, self.reset_optimizer),
-                parse_schedule(self.baseline, self.lr, rule, self.reset_optimizer))
+        """The HRTA and the baseline :class:`Schedule` (parsed once, when the config was made)."""
+        return self._schedules
 
 
 def grid_side(n: int, dim: int) -> int:
@@ -98,8 +86,8 @@ def grid_side(n: int, dim: int) -> int:
     for cand in (k - 1, k, k + 1):
         if cand >= 1 and cand**dim == n:
             return cand
-    raise ValueError(f"points={n} is not a {dim}-dimensional grid size k^{dim}: use e.g. "
-                     f"{k**dim} or {(k + 1)**dim}, or --sampler random")
+    raise SettingError(f"points={n} is not a {dim}-dimensional grid size k^{dim}: use e.g. "
+                       f"{k**dim} or {(k + 1)**dim}, or " "{sampler:=}random")
 
 
 def sample_points(cfg: ApproxConfig, n: int, sampler: str, generator: torch.Generator,
@@ -141,47 +129,60 @@ def load_approx_config(run_dir) -> ApproxConfig:
         raise CheckpointError(f"approx --resume {str(run_dir)!r}: not an approx run folder (no config.json); "
                               "give the folder that an interrupted 'hrta-pde approx' printed")
     data = read_json(path, "config.json")
-    names = {f.name for f in fields(ApproxConfig)}
-    if not isinstance(data, dict) or set(data) - names:
+    if not isinstance(data, dict) or set(data) - set(ApproxConfig.keys()):
         raise CheckpointError(f"{path} is damaged or not an approx configuration; start a new run")
-    cfg = ApproxConfig(**data)
-    cfg.validate()
-    return cfg
+    return ApproxConfig.from_dict(data)
 
 
-def run_approx(cfg: ApproxConfig, out: str | Path | None = None, *, progress: bool = False,
-               log=print, resume: bool = False) -> dict:
-    """Train HRTA and the baseline from the same start; write a run folder if ``out`` is given.
+def write_approx_config(run_dir, cfg: ApproxConfig) -> Path:
+    """``RUN_DIR/config.json``: what ``approx --resume`` rebuilds the run from (written first)."""
+    from hrta_pde.io.runs import write_json
 
-    Returns the metrics dict (also written as ``metrics.json``). With ``out``, each method saves a
-    checkpoint every ``cfg.checkpoint_every`` iterations and when it ends; SIGINT or SIGTERM stops
-    the run with ``"status": "interrupted"``, and ``resume=True`` (same ``out``) continues it, to
-    the same result as an uninterrupted run.
+    return write_json(Path(run_dir) / "config.json", cfg.to_dict())
+
+
+@dataclass
+class ApproxResult:
+    """An approx run: ``report`` (what ``metrics.json`` holds: the config, and per method its
+    schedule, status, iterations, losses and errors; ``"status"`` is ``"interrupted"`` when a signal
+    stopped it), and the trained network and training result of each method that finished."""
+
+    config: ApproxConfig
+    report: dict
+    nets: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.report["status"]
+
+
+def run_approx(cfg: ApproxConfig, checkpoint_dir: str | Path | None = None, *, progress: bool = False,
+               resume: bool = False) -> ApproxResult:
+    """Train HRTA and the baseline from the same start; return their :class:`ApproxResult`.
+
+    With ``checkpoint_dir``, each method saves a checkpoint there every ``checkpoint_every``
+    iterations and when it ends; SIGINT or SIGTERM stops the run with ``"status": "interrupted"``,
+    and ``resume=True`` (same folder) continues it, to the same result as an uninterrupted run.
+    The run folder's other files are :func:`write_approx_run`'s.
     """
-    from hrta_pde.io.checkpoint import set_rng_state
     from hrta_pde.limits import check_approx_size
-    from hrta_pde.io.runs import clean_stale_tmp, make_run_dir, summary, write_json
     from hrta_pde.signals import catch_interrupts
 
-    cfg.validate()
-    device, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
+    device, dtype = resolve_device(cfg.run.device), cfg.run.torch_dtype
     check_approx_size(cfg, device)
-    run_dir = make_run_dir(out, "approx") if out is not None else None
-    if run_dir is not None:
-        clean_stale_tmp(run_dir)
-        write_json(run_dir / "config.json", asdict(cfg))  # first: what --resume rebuilds the run from
+    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     target = to_torch(parse_expression(cfg.target, cfg.dim, name="target"), cfg.dim)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x_train = sample_points(cfg, cfg.points, cfg.sampler, gen, dtype).to(device)
-    x_test = sample_points(cfg, cfg.test_points, "random", torch.Generator().manual_seed(cfg.seed + 10**6),
-                           dtype).to(device)
+    gen = torch.Generator().manual_seed(cfg.run.seed)
+    x_train = sample_points(cfg, cfg.sampling.points, cfg.sampling.sampler, gen, dtype).to(device)
+    x_test = sample_points(cfg, cfg.sampling.test_points, "random",
+                           torch.Generator().manual_seed(cfg.run.seed + 10**6), dtype).to(device)
     y_train, y_test = target(x_train)[:, None], target(x_test)[:, None]
-    init = HomotopyNet(cfg.dim, [cfg.width] * cfg.depth, cfg.phi, s=1.0, generator=gen, dtype=dtype).to(device)
-    schedules = dict(zip(("hrta", "baseline"), cfg.schedules()))
-    report = {"config": asdict(cfg), "device": str(device), "runs": {}}
-    results: dict[str, TrainResult] = {}
+    net_cfg = cfg.network
+    init = HomotopyNet(cfg.dim, net_cfg.hidden, net_cfg.phi, s=1.0, generator=gen, dtype=dtype).to(device)
+    out = ApproxResult(cfg, {"config": cfg.to_dict(), "device": str(device), "runs": {}})
     with catch_interrupts() as interrupted:
-        for label, schedule in schedules.items():
+        for label, schedule in zip(("hrta", "baseline"), cfg.schedules()):
             net = copy.deepcopy(init)
 
             def loss_fn(net=net):
@@ -191,38 +192,41 @@ def run_approx(cfg: ApproxConfig, out: str | Path | None = None, *, progress: bo
             if resume and run_dir is not None and _checkpoint_path(run_dir, label).is_file():
                 ck = _load_approx_checkpoint(run_dir, label)
             if ck is None and interrupted:
-                return _approx_stopped(report, run_dir, label)
-            result = _train_or_restore(net, loss_fn, schedule, cfg, ck, run_dir, label, interrupted,
-                                       progress, set_rng_state)
+                return _approx_stopped(out, label)
+            result = _train_or_restore(net, loss_fn, schedule, cfg, ck, run_dir, label, interrupted, progress)
             if result.status == "stopped":
-                return _approx_stopped(report, run_dir, label)
-            results[label] = result
+                return _approx_stopped(out, label)
+            out.nets[label], out.results[label] = net, result
             with torch.no_grad():
                 train_loss = float(loss_fn()["data"])
                 test_err = relative_l2(net(x_test), y_test)
-            report["runs"][label] = {
+            out.report["runs"][label] = {
                 "schedule": schedule.to_dict(), "status": result.status, "message": result.message,
                 "iterations": result.position.iteration, "final_train_loss": train_loss,
                 "test_rel_l2": test_err, "seconds": result.position.elapsed,  # training time, over resumes
                 "stage_switches": result.history.switches,
             }
-            if run_dir is not None:
-                result.history.to_csv(run_dir / f"history_{label}.csv")
-                torch.save({"state_dict": net.state_dict(), "config": asdict(cfg)}, run_dir / f"model_{label}.pt")
-            if result.status != "completed":
-                log(f"{label}: {result.message}")
-    report["status"] = "completed"
-    if run_dir is not None:
+    out.report["status"] = "completed"
+    return out
+
+
+def write_approx_run(result: ApproxResult, run_dir) -> Path:
+    """The run folder of an approx run: per finished method ``history_<method>.csv`` and
+    ``model_<method>.pt``; when both finished, ``metrics.json`` and ``loss.png``."""
+    from hrta_pde.io.runs import write_json
+
+    run_dir, cfg = Path(run_dir), result.config
+    for label, res in result.results.items():
+        res.history.to_csv(run_dir / f"history_{label}.csv")
+        torch.save({"state_dict": result.nets[label].state_dict(), "config": cfg.to_dict()},
+                   run_dir / f"model_{label}.pt")
+    if result.status == "completed":
         from hrta_pde.poisson.plotting import plot_loss_histories
 
-        write_json(run_dir / "metrics.json", report)
-        plot_loss_histories({k: r.history for k, r in results.items()}, run_dir / "loss.png",
-                            title=f"Approximating {cfg.target} (width {cfg.width}, depth {cfg.depth})")
-        report["run_dir"] = str(run_dir)
-    log(format_table(report))
-    if run_dir is not None:
-        log(summary(run_dir))
-    return report
+        write_json(run_dir / "metrics.json", result.report)
+        plot_loss_histories({k: r.history for k, r in result.results.items()}, run_dir / "loss.png",
+                            title=f"Approximating {cfg.target} (width {cfg.network.width}, depth {cfg.network.depth})")
+    return run_dir
 
 
 def _load_approx_checkpoint(run_dir: Path, label: str) -> dict:
@@ -237,14 +241,13 @@ def _load_approx_checkpoint(run_dir: Path, label: str) -> dict:
     return data
 
 
-def _train_or_restore(net, loss_fn, schedule, cfg, ck, run_dir, label, interrupted, progress,
-                      set_rng_state) -> TrainResult:
+def _train_or_restore(net, loss_fn, schedule, cfg, ck, run_dir, label, interrupted, progress) -> TrainResult:
     """Train ``net`` (from checkpoint ``ck`` if given), checkpointing into ``run_dir``.
 
     A checkpoint of a finished method restores its result without training.
     """
-    from hrta_pde.io.checkpoint import load_net_state, rng_state, save_checkpoint
     from hrta_pde.history import History
+    from hrta_pde.io.checkpoint import load_net_state, rng_state, save_checkpoint, set_rng_state
     from hrta_pde.train import Hooks, Position, make_adam
 
     optimizer = make_adam(net.parameters(), schedule.stage_lr(0))
@@ -268,28 +271,26 @@ def _train_or_restore(net, loss_fn, schedule, cfg, ck, run_dir, label, interrupt
 
     def after_step(pos) -> bool:
         stop = bool(interrupted)
-        if stop or pos.iteration % cfg.checkpoint_every == 0:
+        if stop or pos.iteration % cfg.training.checkpoint_every == 0:
             checkpoint(pos)
         return stop
 
     result = train(net, loss_fn, schedule, optimizer=optimizer, history=history, position=position,
-                   record_every=cfg.record_every, progress=progress, description=label,
+                   record_every=cfg.training.record_every, progress=progress, description=label,
                    hooks=Hooks(after_step=after_step, every=1))
     if result.status != "stopped":
         checkpoint(result.position, result.status, result.message, done=True)
     return result
 
 
-def _approx_stopped(report: dict, run_dir, label: str) -> dict:
-    """The report of a run stopped by a signal (checkpoints saved for ``resume``)."""
-    message = f"approx interrupted while training {label}"
-    if run_dir is not None:
-        message += f"; resume with: hrta-pde approx --resume {run_dir}"
-    report.update(status="interrupted", message=message, run_dir=str(run_dir) if run_dir is not None else None)
-    return report
+def _approx_stopped(out: ApproxResult, label: str) -> ApproxResult:
+    """The result of a run stopped by a signal (checkpoints saved for ``resume``)."""
+    out.report.update(status="interrupted", message=f"approx interrupted while training {label}")
+    return out
 
 
 def format_table(report: dict) -> str:
+    """The methods of an approx report as a table: iterations, losses, errors, time."""
     rows = [f"{'method':<10} {'iterations':>10} {'train loss':>12} {'test rel L2':>12} {'time [s]':>9}"]
     for label, r in report["runs"].items():
         rows.append(f"{label:<10} {r['iterations']:>10d} {r['final_train_loss']:>12.3e} "

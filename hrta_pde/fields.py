@@ -54,6 +54,9 @@ def check_value(name: str, value, hint):
 
 
 def check_fields(obj) -> None:
-    """Check (and normalise) every field of the dataclass instance ``obj`` against its type."""
+    """Check (and normalise) every field of the dataclass instance ``obj`` against its type.
+
+    Frozen dataclasses call it from ``__post_init__``: the normalised value (``lr = 1`` becomes
+    ``1.0``) is set past the freeze, once, while the object is being made."""
     for name, hint in field_types(type(obj)).items():
-        setattr(obj, name, check_value(name, getattr(obj, name), hint))
+        object.__setattr__(obj, name, check_value(name, getattr(obj, name), hint))

@@ -78,26 +78,28 @@ def check_solve_size(cfg, dim: int, device=None, available: int | None = None) -
     Per point and neuron autograd keeps a few values for the network and each of the ``dim``
     derivatives of its output (the losses need the gradient, PINN the Laplacian too).
     """
-    b = 4 if cfg.dtype == "float32" else 8
+    b = 4 if cfg.run.dtype == "float32" else 8
     per_neuron = 6 * (1 + dim)
-    params = mlp_parameters(dim, cfg.width, cfg.depth)
+    width, depth, pts = cfg.network.width, cfg.network.depth, cfg.sampling
+    params = mlp_parameters(dim, width, depth)
     return check_fits({
         "network and optimizer": (6 * params * b, "--width or --depth"),
-        "training points": (_activations(cfg.points + cfg.boundary_points, cfg.width, cfg.depth, b, per_neuron),
+        "training points": (_activations(pts.points + pts.boundary_points, width, depth, b, per_neuron),
                             "--points (or --width)"),
-        "test points": (_activations(cfg.test_points, cfg.width, cfg.depth, b, per_neuron),
+        "test points": (_activations(pts.test_points, width, depth, b, per_neuron),
                         "--test-points (or --width)"),
     }, device, available)
 
 
 def check_approx_size(cfg, device=None, available: int | None = None) -> int:
     """Memory of an ``approx`` run: two networks with Adam state, training and test activations."""
-    b = 4 if cfg.dtype == "float32" else 8
-    params = mlp_parameters(cfg.dim, cfg.width, cfg.depth)
+    b = 4 if cfg.run.dtype == "float32" else 8
+    width, depth = cfg.network.width, cfg.network.depth
+    params = mlp_parameters(cfg.dim, width, depth)
     return check_fits({
         "networks and optimizer": (10 * params * b, "--width or --depth"),
-        "training points": (_activations(cfg.points, cfg.width, cfg.depth, b, 4), "--points (or --width)"),
-        "test points": (_activations(cfg.test_points, cfg.width, cfg.depth, b, 2),
+        "training points": (_activations(cfg.sampling.points, width, depth, b, 4), "--points (or --width)"),
+        "test points": (_activations(cfg.sampling.test_points, width, depth, b, 2),
                         "--test-points (or --width)"),
     }, device, available)
 

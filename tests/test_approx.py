@@ -8,21 +8,25 @@ import numpy as np
 import pytest
 import torch
 
-from hrta_pde.approx import ApproxConfig, grid_side, run_approx, sample_points
+from hrta_pde.approx import ApproxConfig, grid_side, run_approx, sample_points, write_approx_config, write_approx_run
 from hrta_pde.cli import main
 from hrta_pde.history import History
 
 
 def test_small_approx_run_reaches_error_bound_and_writes_run_folder(tmp_path):
-    cfg = ApproxConfig(width=200, hrta="0.5:500,1:1500", baseline="1:2000", lr=1e-2,
-                       test_points=500, record_every=10)
-    report = run_approx(cfg, out=tmp_path / "run", log=lambda *a: None)
+    cfg = ApproxConfig.from_dict(dict(width=200, hrta="0.5:500,1:1500", baseline="1:2000", lr=1e-2,
+                                      test_points=500, record_every=10))
+    run = tmp_path / "run"
+    run.mkdir()
+    write_approx_config(run, cfg)
+    result = run_approx(cfg, checkpoint_dir=run)
+    write_approx_run(result, run)
+    report = result.report
     for label in ("hrta", "baseline"):
         r = report["runs"][label]
         assert r["status"] == "completed" and r["iterations"] == 2000
         assert r["test_rel_l2"] < 0.05, (label, r["test_rel_l2"])
     assert report["runs"]["hrta"]["stage_switches"] == [501]
-    run = tmp_path / "run"
     for name in ("history_hrta.csv", "history_baseline.csv", "metrics.json", "config.json", "loss.png"):
         assert (run / name).stat().st_size > 0
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -37,14 +41,15 @@ def test_small_approx_run_reaches_error_bound_and_writes_run_folder(tmp_path):
 
 
 def test_both_methods_start_from_the_same_network(tmp_path):
-    cfg = ApproxConfig(width=50, hrta="1:1", baseline="1:1", lr=1e-3, test_points=10, record_every=1)
-    report = run_approx(cfg, log=lambda *a: None)
+    cfg = ApproxConfig.from_dict(dict(width=50, hrta="1:1", baseline="1:1", lr=1e-3, test_points=10,
+                                      record_every=1))
+    report = run_approx(cfg).report
     h, b = report["runs"]["hrta"], report["runs"]["baseline"]
     assert h["final_train_loss"] == b["final_train_loss"]  # same init, same points, same step
 
 
 def test_grid_points_are_the_papers():
-    cfg = ApproxConfig(dim=3, points=125)
+    cfg = ApproxConfig.from_dict(dict(dim=3, points=125))
     x = sample_points(cfg, 125, "grid", torch.Generator(), torch.float64)
     assert x.shape == (125, 3)
     assert sorted(set(np.round(x[:, 0].numpy(), 12))) == [0.0, 0.25, 0.5, 0.75, 1.0]

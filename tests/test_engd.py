@@ -12,7 +12,6 @@ from hrta_pde.poisson.catalog import builtin_problem
 from hrta_pde.poisson.solve import SolveConfig, solve
 from hrta_pde.io.checkpoint import load_checkpoint
 
-QUIET = dict(log=lambda *a: None)
 
 
 def autograd_features(net, x):
@@ -185,24 +184,25 @@ def test_engd_without_gram_terms_is_refused_before_training():
 
 def test_pinn_engd_reaches_high_accuracy_on_the_1d_problem():
     res = solve(builtin_problem("poisson_1d"),
-                SolveConfig(loss="pinn", schedule="1:40@engd", phi="tanh", width=16, depth=1, points=200,
-                            boundary_points=2, device="cpu", test_points=2000), **QUIET)
+                SolveConfig.from_dict(dict(loss="pinn", schedule="1:40@engd", phi="tanh", width=16, depth=1,
+                                           points=200, boundary_points=2, device="cpu", test_points=2000)))
     assert res.metrics["rel_l2"] < 1e-6, res.metrics
     assert set(res.history.column("optimizer")) == {"engd"}
 
 
 def test_mixed_optimizer_schedule_resumes_bit_for_bit(tmp_path):
     problem = builtin_problem("poisson_1d")
-    cfg = SolveConfig(loss="pinn", schedule="0.5:15,1:12@lbfgs,1.2:6@engd", phi="tanh", width=10, depth=2,
-                      points=120, boundary_points=2, test_points=500, eval_every=5, checkpoint_every=4,
-                      device="cpu")
-    full = solve(problem, cfg, out=tmp_path / "full", **QUIET)
+    cfg = SolveConfig.from_dict(dict(loss="pinn", schedule="0.5:15,1:12@lbfgs,1.2:6@engd", phi="tanh", width=10,
+                                     depth=2, points=120, boundary_points=2, test_points=500, eval_every=5,
+                                     checkpoint_every=4, device="cpu"))
+    full = solve(problem, cfg)
     assert full.history.switches == [16, 28]
     for stop in (20, 30):  # inside the L-BFGS stage, inside the ENGD stage
         run = tmp_path / f"part{stop}"
-        part = solve(problem, cfg, out=run, stop_at=stop, **QUIET)
+        run.mkdir()
+        part = solve(problem, cfg, checkpoint_dir=run, stop_at=stop)
         assert part.metrics["status"] == "interrupted"
-        rest = solve(problem, cfg, out=run, resume=load_checkpoint(run), **QUIET)
+        rest = solve(problem, cfg, checkpoint_dir=run, resume=load_checkpoint(run))
         for a, b in zip(full.net.state_dict().values(), rest.net.state_dict().values()):
             assert torch.equal(a, b)
         assert rest.history.column("loss") == full.history.column("loss")
@@ -253,8 +253,8 @@ def test_domain_init_starts_with_unit_scale_layers_and_a_non_vanishing_output(ph
     from hrta_pde.poisson.solve import INIT_PREACTIVATION_STD, Setup
 
     problem = builtin_problem("poisson_lshape")
-    cfg = SolveConfig(loss="ritz", phi=phi, width=64, depth=3, points=500, boundary_points=100, device="cpu",
-                      init="domain")
+    cfg = SolveConfig.from_dict(dict(loss="ritz", phi=phi, width=64, depth=3, points=500, boundary_points=100,
+                                     device="cpu", init="domain"))
     setup = Setup(problem, cfg)
     net, x = setup.net, setup.x
     h = x
@@ -264,6 +264,6 @@ def test_domain_init_starts_with_unit_scale_layers_and_a_non_vanishing_output(ph
         h = net.activation(z)
     out = net(x)[:, 0]
     assert float(out.std()) > 1e-2  # Glorot + zero biases: 1e-11..1e-14 for relu3 at depth 3
-    glorot = Setup(problem, SolveConfig(**{**cfg.__dict__, "init": "glorot"})).net(x)[:, 0]
+    glorot = Setup(problem, cfg.replace(init="glorot")).net(x)[:, 0]
     if phi == "relu3":
         assert float(glorot.std()) < 1e-6  # the collapse this init fixes

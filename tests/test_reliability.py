@@ -217,12 +217,12 @@ def test_full_disk_while_writing_a_checkpoint_is_one_line_exit_1(tmp_path, capsy
 
 
 def test_unexpected_error_is_one_line_pointing_to_debug(tmp_path, capsys, monkeypatch):
-    import hrta_pde.poisson.solve
+    import hrta_pde.poisson.runfolder
 
     def broken(*args, **kwargs):
         raise KeyError("boom")
 
-    monkeypatch.setattr(hrta_pde.poisson.solve, "format_metrics", broken)
+    monkeypatch.setattr(hrta_pde.poisson.runfolder, "format_metrics", broken)
     code, err = run_cli(["solve", "poisson_1d", *SMALL, "--out", str(tmp_path / "o")], capsys)
     one_line(code, err, 1, "internal error: KeyError", "--debug")
 
@@ -417,10 +417,15 @@ def test_library_config_types_are_checked_too():
     from hrta_pde.approx import ApproxConfig
     from hrta_pde.poisson.solve import SolveConfig
 
+    from hrta_pde.options import NetworkOptions, TrainingOptions
+
     with pytest.raises(ValueError, match="reset_optimizer='no' must be true or false"):
-        SolveConfig(reset_optimizer="no").validate()
+        SolveConfig.from_dict({"reset_optimizer": "no"})
+    with pytest.raises(ValueError, match="reset_optimizer='no' must be true or false"):
+        SolveConfig(training=TrainingOptions(reset_optimizer="no"))
     with pytest.raises(ValueError, match="width=True must be an integer"):
-        ApproxConfig(width=True).validate()
-    cfg = SolveConfig(lr=1, beta=100)
-    cfg.validate()
-    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and isinstance(cfg.beta, float)
+        ApproxConfig.from_dict({"width": True})
+    with pytest.raises(ValueError, match="width=True must be an integer"):
+        NetworkOptions(width=True)
+    cfg = SolveConfig.from_dict({"lr": 1, "beta": 100})
+    assert cfg.training.lr == 1.0 and isinstance(cfg.training.lr, float) and isinstance(cfg.beta, float)

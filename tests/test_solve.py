@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from hrta_pde.io.checkpoint import load_checkpoint, save_checkpoint
 from hrta_pde.cli import main
+from hrta_pde.history import History
+from hrta_pde.io.checkpoint import load_checkpoint, save_checkpoint
+from hrta_pde.poisson.compare import compare
 from hrta_pde.poisson.catalog import builtin_problem
-from hrta_pde.poisson.solve import SolveConfig, compare, load_run, solve
+from hrta_pde.poisson.runfolder import write_problem_file, write_run
+from hrta_pde.poisson.solve import SolveConfig, load_run, solve
 
 QUIET = dict(log=lambda *a: None)
 
@@ -22,7 +25,7 @@ def small(**kw):
     base = dict(loss="sobolev", schedule="0.5:300,1:700", lr=3e-3, width=32, depth=2, points=400,
                 boundary_points=64, test_points=2000, eval_every=200, device="cpu")
     base.update(kw)
-    return SolveConfig(**base)
+    return SolveConfig.from_dict(base)
 
 
 # Measured (seeds 0, 1, 2; relative L2 from ~1 at the start): sobolev 1.2e-2, 6.3e-3, 1.8e-3;
@@ -31,7 +34,7 @@ def small(**kw):
     ("sobolev", "1:300,1.5:700", 3e-2), ("pinn", "1:300,1.5:700", 1e-1), ("l2", "1:300,1.5:700", 5e-2),
     ("ritz", "1:1000,1:2000", 3e-2)])
 def test_1d_solves_reach_error_bounds(loss, schedule, bound):
-    res = solve(builtin_problem("poisson_1d"), small(loss=loss, schedule=schedule), **QUIET)
+    res = solve(builtin_problem("poisson_1d"), small(loss=loss, schedule=schedule))
     n = sum(int(st.split(":")[1]) for st in schedule.split(","))
     assert res.metrics["status"] == "completed" and res.metrics["iterations"] == n
     assert res.metrics["rel_l2"] < bound, res.metrics
@@ -43,7 +46,7 @@ def test_1d_solves_reach_error_bounds(loss, schedule, bound):
 
 def test_2d_sobolev_solve_reaches_error_bound():
     res = solve(builtin_problem("poisson_2d_sin"),
-                small(schedule="1:500,1.5:1500", width=32, depth=2, points=800), **QUIET)
+                small(schedule="1:500,1.5:1500", width=32, depth=2, points=800))
     assert res.metrics["rel_l2"] < 2e-2, res.metrics
     assert res.metrics["rel_h1_semi"] < 5e-2
 
@@ -52,12 +55,14 @@ def test_resume_equals_uninterrupted_run_exactly(tmp_path):
     problem = builtin_problem("poisson_1d")
     cfg = small(schedule="0.5:60,1:<=400,1.5:50", plateau_window=20, plateau_threshold=0.02,
                 checkpoint_every=25, eval_every=40)
-    full = solve(problem, cfg, out=tmp_path / "full", **QUIET)
-    part = solve(problem, cfg, out=tmp_path / "part", stop_at=97, **QUIET)
+    for name in ("full", "part"):
+        (tmp_path / name).mkdir()
+    full = solve(problem, cfg, checkpoint_dir=tmp_path / "full")
+    part = solve(problem, cfg, checkpoint_dir=tmp_path / "part", stop_at=97)
     assert part.metrics["status"] == "interrupted" and part.metrics["iterations"] == 97
     ck = load_checkpoint(tmp_path / "part")
     assert ck["position"]["iteration"] == 97
-    rest = solve(problem, cfg, out=tmp_path / "part", resume=ck, **QUIET)
+    rest = solve(problem, cfg, checkpoint_dir=tmp_path / "part", resume=ck)
     assert rest.metrics["iterations"] == full.metrics["iterations"]
     for a, b in zip(full.net.state_dict().values(), rest.net.state_dict().values()):
         assert torch.equal(a, b)
@@ -88,7 +93,8 @@ def test_resume_errors(tmp_path, capsys):
 
 
 def test_resume_refuses_mismatched_problem_and_changed_settings(tmp_path, capsys):
-    solve(builtin_problem("poisson_1d"), small(schedule="1:30"), out=tmp_path / "r", stop_at=10, **QUIET)
+    (tmp_path / "r").mkdir()
+    solve(builtin_problem("poisson_1d"), small(schedule="1:30"), checkpoint_dir=tmp_path / "r", stop_at=10)
     assert main(["solve", "poisson_2d_sin", "--resume", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "was made for problem" in err and len(err.strip().splitlines()) == 1
@@ -118,7 +124,9 @@ def test_sigint_leaves_a_resumable_run(tmp_path):
 
 def test_export_vtu_values_equal_predictions(tmp_path):
     problem = builtin_problem("poisson_lshape")
-    res = solve(problem, small(loss="ritz", schedule="1:20"), out=tmp_path / "r", **QUIET)
+    (tmp_path / "r").mkdir()
+    res = solve(problem, small(loss="ritz", schedule="1:20"), checkpoint_dir=tmp_path / "r")
+    write_run(res, problem, tmp_path / "r")
     from hrta_pde.poisson.export import export_solution
 
     path = export_solution(res.net, problem, tmp_path / "u.vtu", h=0.2, metrics=res.metrics)
@@ -152,14 +160,27 @@ def test_solve_cli_bad_input(args, needle, tmp_path, capsys, monkeypatch):
 
 
 def test_compare_same_start_and_table(tmp_path):
-    report = compare(builtin_problem("poisson_1d"), ["sobolev", "l2"], 2, small(schedule="1:150"),
-                     out=tmp_path / "c", **QUIET)
+    problem, cfg, c = builtin_problem("poisson_1d"), small(schedule="1:150", record_every=1), tmp_path / "c"
+    report = compare(problem, ["sobolev", "l2"], 2, cfg, out=c, **QUIET)
     assert {r["loss"] for r in report["rows"]} == {"sobolev", "l2"} and len(report["rows"]) == 4
     s = report["summary"]["sobolev"]["rel_l2"]
     assert s["min"] <= s["median"] <= s["max"]
     for name in ("compare.csv", "summary.json", "errors.png", "problem.toml", "history_l2_seed1.csv",
                  "errors_sobolev_seed0.csv"):
-        assert (tmp_path / "c" / name).stat().st_size > 0
+        assert (c / name).stat().st_size > 0
+    # The same start: the first history row holds the loss before any step, and the value term
+    # mean((u - u*)^2) of the sobolev loss is the whole l2 loss; with one initial network and one
+    # set of points per seed the two are the same number, and the points are the same.
+    first = {}
+    for seed in (0, 1):
+        for name in ("sobolev", "l2"):
+            first[name, seed] = History.read_csv(c / f"history_{name}_seed{seed}.csv").column("value")[0]
+        assert first["sobolev", seed] == first["l2", seed], seed
+        xs = [load_checkpoint(c / "runs" / f"{name}_seed{seed}")["points"]["x"] for name in ("sobolev", "l2")]
+        assert torch.equal(*xs)
+    assert first["l2", 0] != first["l2", 1]  # another seed: another start
+    alone = solve(problem, cfg.replace(loss="l2", seed=1, schedule="1:1"))  # where a single run starts
+    assert alone.history.column("value")[0] == first["l2", 1]
 
 
 def test_fem_reference_gives_the_same_errors_as_the_exact_solution():
@@ -168,30 +189,32 @@ def test_fem_reference_gives_the_same_errors_as_the_exact_solution():
     problem = builtin_problem("poisson_lshape")
     ref = fem_reference(problem, tol=1e-3)
     cfg = small(loss="ritz", schedule="1:200")
-    exact = solve(problem, cfg, **QUIET)
-    with_fem = solve(problem, cfg, reference=ref, **QUIET)
+    exact = solve(problem, cfg)
+    with_fem = solve(problem, cfg, reference=ref)
     for key in ("rel_l2", "rel_h1_semi"):
         assert with_fem.metrics[key] == pytest.approx(exact.metrics[key], rel=0.05), key
 
 
 def test_problem_file_solver_keys_are_the_solver_settings(tmp_path):
-    from dataclasses import fields
-
     from hrta_pde.poisson.catalog import load_problem
     from hrta_pde.poisson.spec import SOLVER_KEYS
 
-    assert set(SOLVER_KEYS) == {f.name for f in fields(SolveConfig)}
-    res = solve(builtin_problem("poisson_1d"), small(schedule="1:5"), out=tmp_path / "r", **QUIET)
-    again = load_problem(tmp_path / "r" / "problem.toml")  # the run folder reproduces the run
+    cfg = small(schedule="1:5")
+    assert SOLVER_KEYS == SolveConfig.keys() == tuple(cfg.to_dict()) and len(set(SOLVER_KEYS)) == len(SOLVER_KEYS)
+    assert {"lr", "width", "points", "seed", "engd_method"} <= set(SOLVER_KEYS)  # the groups' keys, flat
+    assert SolveConfig.from_dict(cfg.to_dict()) == cfg and cfg.replace(width=8).network.width == 8
+    res = solve(builtin_problem("poisson_1d"), cfg)
+    write_problem_file(tmp_path, builtin_problem("poisson_1d"), res.config)
+    again = load_problem(tmp_path / "problem.toml")  # the run folder reproduces the run
     assert SolveConfig.from_dict(again.solver) == res.config
 
 
 @pytest.mark.parametrize("name", ["poisson_1d", "poisson_annulus", "poisson_3d_cube"])
 def test_run_folder_plots_are_valid_pngs(name, tmp_path):
-    solve(builtin_problem(name), small(schedule="1:10", points=200, test_points=500, eval_every=5),
-          out=tmp_path / "r", **QUIET)
+    res = solve(builtin_problem(name), small(schedule="1:10", points=200, test_points=500, eval_every=5))
+    write_run(res, builtin_problem(name), tmp_path)
     for png in ("loss.png", "errors.png", "solution.png"):
-        data = (tmp_path / "r" / png).read_bytes()
+        data = (tmp_path / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
 
 
@@ -207,7 +230,7 @@ def _with_g(name, g):
     _with_g("poisson_1d", "0"), builtin_problem("poisson_2d_sin"),
     _with_g("poisson_disk", "x*y")])  # (1 - r^2) e^x vanishes on the circle
 def test_hard_bc_imposes_dirichlet_data_exactly(problem):
-    res = solve(problem, small(loss="ritz", schedule="1:30", hard_bc=True), **QUIET)
+    res = solve(problem, small(loss="ritz", schedule="1:30", hard_bc=True))
     b = problem.sample_boundary(200, generator=torch.Generator().manual_seed(3), sampler="random",
                                 dtype=torch.float64, device="cpu")
     with torch.no_grad():
@@ -224,8 +247,8 @@ def test_hard_bc_refused_where_it_cannot_apply(capsys):
     assert main(["solve", "poisson_1d", "--hard-bc", "--quiet"]) == 2
     assert "derives g from u" in capsys.readouterr().err
     with pytest.raises(ValueError, match="equals u inside"):
-        solve(_with_g("poisson_1d", "sin(pi*x)"), small(loss="pinn", schedule="1:5", hard_bc=True), **QUIET)
+        solve(_with_g("poisson_1d", "sin(pi*x)"), small(loss="pinn", schedule="1:5", hard_bc=True))
     # automatic choice for PINN: on for the 2-D file (g = 0 given), off for the 1-D one (g from u)
-    on = solve(builtin_problem("poisson_2d_sin"), small(loss="pinn", schedule="1:2"), **QUIET)
-    off = solve(builtin_problem("poisson_1d"), small(loss="pinn", schedule="1:2"), **QUIET)
+    on = solve(builtin_problem("poisson_2d_sin"), small(loss="pinn", schedule="1:2"))
+    off = solve(builtin_problem("poisson_1d"), small(loss="pinn", schedule="1:2"))
     assert on.config.hard_bc is True and off.config.hard_bc is False

@@ -110,9 +110,8 @@ def test_validation_runs_match_run_approx():
     """Same seed -> same points and initial network as hrta_pde.approx.run_approx (the API)."""
     from hrta_pde.approx import run_approx
 
-    cfg = make_config(3, 40, 2, seed=7)
-    cfg.hrta, cfg.baseline = "0.5:15,1:25", "1:40"
-    rep = run_approx(cfg, log=_quiet)
+    cfg = make_config(3, 40, 2, seed=7).replace(hrta="0.5:15,1:25", baseline="1:40")
+    rep = run_approx(cfg).report
     mine = run_method(cfg, Method("h", "h", cfg.hrta), 10)
     base = run_method(cfg, Method("b", "b", cfg.baseline), 10)
     assert mine["final_train_loss"] == rep["runs"]["hrta"]["final_train_loss"]

@@ -59,11 +59,11 @@ _COST = {"pinn": 3.0, "ritz": 1.0, "sobolev": 1.0}
 def make_config(task: dict):
     from hrta_pde.poisson.solve import SolveConfig
 
-    return SolveConfig(loss=task["loss"], schedule=task["schedule"], lr=1e-3, net=task["net"],
-                       width=task["width"], depth=task["depth"], phi="relu3", points=task["points"],
-                       boundary_points=task["boundary_points"], sampler="random",
-                       test_points=task["test_points"], eval_every=task["eval_every"],
-                       checkpoint_every=10**9, record_every=10, seed=task["seed"], dtype="float64", device="cpu")
+    return SolveConfig.from_dict(dict(
+        loss=task["loss"], schedule=task["schedule"], lr=1e-3, net=task["net"], width=task["width"],
+        depth=task["depth"], phi="relu3", points=task["points"], boundary_points=task["boundary_points"],
+        sampler="random", test_points=task["test_points"], eval_every=task["eval_every"],
+        checkpoint_every=10**9, record_every=10, seed=task["seed"], dtype="float64", device="cpu"))
 
 
 def param_hash(net) -> str:
@@ -84,7 +84,7 @@ def train_run(task: dict, make_config) -> tuple:
     cfg = make_config(task)
     setup = Setup(problem, cfg)
     init = param_hash(setup.net)
-    return solve(problem, cfg, setup=setup, log=lambda *a: None), init
+    return solve(problem, cfg, setup=setup), init
 
 
 def run_row(task: dict, keys, res, init: str, metrics) -> dict:

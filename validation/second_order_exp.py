@@ -77,11 +77,11 @@ def schedules(optimizer: str, n: int) -> dict[str, str]:
 def make_config(task: dict):
     from hrta_pde.poisson.solve import SolveConfig
 
-    return SolveConfig(loss=task["loss"], schedule=task["schedule"], net="fnn", width=task["width"],
-                       depth=task["depth"], phi="tanh", points=task["points"],
-                       boundary_points=task["boundary_points"], sampler="random", test_points=task["test_points"],
-                       eval_every=task["eval_every"], checkpoint_every=10**9, record_every=1, seed=task["seed"],
-                       dtype="float64", device="cpu", **OPT_SPEC[task["optimizer"]][1])
+    return SolveConfig.from_dict(dict(
+        loss=task["loss"], schedule=task["schedule"], net="fnn", width=task["width"], depth=task["depth"],
+        phi="tanh", points=task["points"], boundary_points=task["boundary_points"], sampler="random",
+        test_points=task["test_points"], eval_every=task["eval_every"], checkpoint_every=10**9, record_every=1,
+        seed=task["seed"], dtype="float64", device="cpu", **OPT_SPEC[task["optimizer"]][1]))
 
 
 def task_fn(task: dict) -> dict:

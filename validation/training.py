@@ -74,21 +74,19 @@ def paper_methods(total: int, first: int, cap: int, window: int, threshold: floa
 
 def make_config(dim: int, width: int, depth: int, seed: int, lr: float = 1e-3,
                 dtype: str = "float64") -> ApproxConfig:
-    cfg = ApproxConfig(target=TARGETS[dim], dim=dim, box=[[0.0, 1.0]], points=POINTS[dim], sampler="grid",
-                       test_points=2000, width=width, depth=depth, phi="relu", lr=lr, seed=seed,
-                       dtype=dtype, device="cpu")
-    cfg.validate()
-    return cfg
+    return ApproxConfig.from_dict(dict(target=TARGETS[dim], dim=dim, box=[[0.0, 1.0]], points=POINTS[dim],
+                                       sampler="grid", test_points=2000, width=width, depth=depth, phi="relu",
+                                       lr=lr, seed=seed, dtype=dtype, device="cpu"))
 
 
 def build(cfg: ApproxConfig):
     """``(x_train, y_train, x_test, y_test, init_net)`` exactly as ``run_approx`` builds them."""
-    dtype = getattr(torch, cfg.dtype)
+    dtype, seed, pts, net = cfg.run.torch_dtype, cfg.run.seed, cfg.sampling, cfg.network
     target = to_torch(parse_expression(cfg.target, cfg.dim, name="target"), cfg.dim)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x_train = sample_points(cfg, cfg.points, cfg.sampler, gen, dtype)
-    x_test = sample_points(cfg, cfg.test_points, "random", torch.Generator().manual_seed(cfg.seed + 10**6), dtype)
-    init = HomotopyNet(cfg.dim, [cfg.width] * cfg.depth, cfg.phi, s=1.0, generator=gen, dtype=dtype)
+    gen = torch.Generator().manual_seed(seed)
+    x_train = sample_points(cfg, pts.points, pts.sampler, gen, dtype)
+    x_test = sample_points(cfg, pts.test_points, "random", torch.Generator().manual_seed(seed + 10**6), dtype)
+    init = HomotopyNet(cfg.dim, net.hidden, net.phi, s=1.0, generator=gen, dtype=dtype)
     return x_train, target(x_train)[:, None], x_test, target(x_test)[:, None], init
 
 
@@ -102,18 +100,18 @@ def run_method(cfg: ApproxConfig, method: Method, record_every: int, data=None) 
 
     t0 = time.perf_counter()
     if method.schedule is not None:
-        result = train(net, loss_fn, parse_schedule(method.schedule, cfg.lr), record_every=record_every)
+        result = train(net, loss_fn, parse_schedule(method.schedule, cfg.training.lr), record_every=record_every)
     else:
         p = method.plateau
         rule = PlateauRule(p.window, p.threshold)
-        result = train(net, loss_fn, Schedule([Stage(p.s_first, p.cap, None, rule)], lr=cfg.lr),
+        result = train(net, loss_fn, Schedule([Stage(p.s_first, p.cap, None, rule)], lr=cfg.training.lr),
                        record_every=record_every)
         n1 = result.position.iteration
         if result.ok and n1 < p.total:
             # continue the same run (optimizer state, history, clock) in the second stage
             pos = result.position
             pos.stage, pos.stage_iteration, pos.plateau = 1, 0, None
-            schedule = Schedule([Stage(p.s_first, n1), Stage(p.s_second, p.total - n1)], lr=cfg.lr)
+            schedule = Schedule([Stage(p.s_first, n1), Stage(p.s_second, p.total - n1)], lr=cfg.training.lr)
             result = train(net, loss_fn, schedule, optimizer=result.optimizer, history=result.history,
                            position=pos, record_every=record_every)
     seconds = time.perf_counter() - t0

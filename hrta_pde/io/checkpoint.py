@@ -93,21 +93,22 @@ def read_plain(path: str | os.PathLike):
                               "a hrta_pde checkpoint") from None
 
 
-def load_checkpoint(run_dir: str | os.PathLike, *, command: str = "solve --resume",
+def load_checkpoint(run_dir: str | os.PathLike, *, command: str | None = None,
                     required: dict | None = None) -> dict:
     """Read ``RUN_DIR/checkpoint.pt``; a clear :class:`CheckpointError` if it is not a run folder.
 
-    ``command`` (e.g. ``"export"``) names what was asked in messages; ``required`` maps the keys
-    the checkpoint must hold to their types (default: those of a ``solve`` checkpoint).
+    ``command`` (the command line's ``"solve --resume"``, ``"export"``) names what was asked in
+    the messages; ``required`` maps the keys the checkpoint must hold to their types (default:
+    those of a ``solve`` checkpoint).
     """
     run_dir = Path(run_dir)
+    asked = f"{command} {str(run_dir)!r}" if command else f"run folder {str(run_dir)!r}"
+    solve_run = "a run of 'hrta-pde solve'" if command else "a solve run"
     if not run_dir.is_dir():
-        raise CheckpointError(f"{command} {str(run_dir)!r}: no such folder; give the folder of a run "
-                              "of 'hrta-pde solve'")
+        raise CheckpointError(f"{asked}: no such folder; give the folder of {solve_run}")
     path = run_dir / CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"{command} {str(run_dir)!r}: not a run folder (no {CHECKPOINT}); give "
-                              "the folder of a run of 'hrta-pde solve'")
+        raise CheckpointError(f"{asked}: not a run folder (no {CHECKPOINT}); give the folder of {solve_run}")
     data = read_plain(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__

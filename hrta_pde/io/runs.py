@@ -7,10 +7,11 @@ import math
 import os
 from pathlib import Path
 from hrta_pde.io.atomic import TMP_GLOB, atomic_write_text
+from hrta_pde.options import SettingError, literal
 
 
-class RunDirError(ValueError):
-    """A run folder that cannot be created or written."""
+class RunDirError(SettingError):
+    """A run folder that cannot be created or written (the command line names ``--out``)."""
 
 
 def make_run_dir(out: str | os.PathLike | None, kind: str) -> Path:
@@ -22,10 +23,11 @@ def make_run_dir(out: str | os.PathLike | None, kind: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise RunDirError(f"cannot create output folder {str(path)!r}: {err.strerror}; "
-                          "choose another folder with --out") from None
+        raise RunDirError(f"cannot create output folder {literal(repr(str(path)))}: {literal(err.strerror)}; "
+                          "choose another folder{out: with |}") from None
     if not os.access(path, os.W_OK):
-        raise RunDirError(f"output folder {str(path)!r} is not writable: choose another with --out")
+        raise RunDirError(f"output folder {literal(repr(str(path)))} is not writable: choose another"
+                          "{out: with | folder}")
     return path
 
 
@@ -53,15 +55,16 @@ def claim_run_dir(out: str | os.PathLike, identity: dict, *, overwrite: bool = F
     """
     path = Path(out)
     if path.exists() and not path.is_dir():
-        raise RunDirError(f"--out {str(path)!r} is a file, not a folder: choose another --out")
+        raise RunDirError("{out:=}" f"{literal(repr(str(path)))} is a file, not a folder: choose another "
+                          "{out:|folder}")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         mine = _read_identity(path)
         if mine != _clean(identity):
             why = ("it holds a run of other settings or another problem" if mine is not None
                    else "it is not a run folder of hrta-pde")
-            raise RunDirError(f"--out {str(path)!r} is not empty and {why}: choose a new folder, "
-                              "add --overwrite to replace its files, or continue an interrupted run with "
-                              "--resume")
+            raise RunDirError("{out:=}" f"{literal(repr(str(path)))} is not empty and {why}: choose a new "
+                              "folder, add {overwrite:|overwrite=True} to replace its files, or continue an "
+                              "interrupted run with {resume:|resume}")
     path = make_run_dir(path, identity.get("command", "run"))
     clean_stale_tmp(path)
     write_json(path / IDENTITY, identity)
@@ -81,10 +84,10 @@ def read_json(path: str | os.PathLike, what: str = "file"):
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise RunDirError(f"{path} is damaged: not valid JSON ({err.msg} at line {err.lineno}, column "
-                          f"{err.colno}); restore or delete the {what}") from None
+        raise RunDirError(literal(f"{path} is damaged: not valid JSON ({err.msg} at line {err.lineno}, column "
+                                  f"{err.colno}); restore or delete the {what}")) from None
     except UnicodeDecodeError:
-        raise RunDirError(f"{path} is damaged: not text; restore or delete the {what}") from None
+        raise RunDirError(literal(f"{path} is damaged: not text; restore or delete the {what}")) from None
 
 
 def _clean(value):

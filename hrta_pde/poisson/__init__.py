@@ -7,6 +7,7 @@ conditions), the problem file's schema ``spec`` (with ``domain_spec``, ``boundar
 ``errors`` (``ProblemError``), ``expressions`` (the safe expression language and sympy
 derivations). The method's pieces: ``distance`` (exact Dirichlet data), ``losses`` and
 ``metrics``. References and outputs: ``fem`` / ``fem_mesh`` / ``fem_solution`` (the scikit-fem
-reference), ``mesh`` (meshing the shapes), ``export`` and ``plotting``; ``solve`` (one
-configured run).
+reference), ``mesh`` (meshing the shapes), ``export`` and ``plotting``. Running: ``settings`` (``SolveConfig``, the ``[solver]`` keys),
+``solve`` (one planned run, quiet), ``runfolder`` (what a run leaves on disk) and ``compare``
+(losses over seeds).
 """

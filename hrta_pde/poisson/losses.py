@@ -286,15 +286,23 @@ GRAM_FORMS = {"ritz": ritz_gram, "sobolev": sobolev_gram, "pinn": pinn_gram, "l2
 LOSS_FUNCTIONS = {"ritz": ritz_loss, "sobolev": sobolev_loss, "pinn": pinn_loss, "l2": l2_loss}
 
 
-def check_loss(name: str, problem, phi: str) -> str:
-    """Validate a loss choice against the problem and activation; return the canonical name."""
+def loss_name(name: str) -> str:
+    """The canonical name of a loss (``" Ritz"`` is ``"ritz"``), or a ``ValueError`` listing them."""
     key = str(name).strip().lower()
     if key not in LOSS_FUNCTIONS:
         raise ValueError(f"unknown loss {name!r}: use one of {', '.join(LOSSES)}")
+    return key
+
+
+def check_loss(name: str, problem, phi: str) -> str:
+    """Validate a loss choice against the problem and activation; return the canonical name."""
+    from hrta_pde.options import SettingError
+
+    key = loss_name(name)
     if key in ("sobolev", "l2") and not problem.has_exact:
-        raise ValueError(f"the {key} loss needs an exact solution: add u = \"...\" under [solution] "
-                         "in the problem file, or use --loss ritz or pinn")
+        raise SettingError(f"the {key} loss needs an exact solution: add u = \"...\" under [solution] "
+                           "in the problem file, or use {loss:=}ritz or pinn")
     if key == "pinn" and str(phi).lower() in ("relu", "relu1"):
-        raise ValueError("the pinn loss needs second derivatives, which phi = relu does not have: "
-                         "use --phi relu2 or relu3 (or tanh), or --loss ritz")
+        raise SettingError("the pinn loss needs second derivatives, which phi = relu does not have: "
+                           "use {phi:=}relu2 or relu3 (or tanh), or {loss:=}ritz")
     return key

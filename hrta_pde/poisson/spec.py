@@ -49,12 +49,9 @@ from hrta_pde.poisson.sampling import MC_SEED, Source
 
 __all__ = ["problem_from_dict", "SOLVER_KEYS"]
 
-#: Keys allowed in the optional ``[solver]`` table; their values are checked by the solver.
-# The fields of hrta_pde.poisson.solve.SolveConfig (a test keeps the two in step).
-SOLVER_KEYS = ("loss", "schedule", "lr", "reset_optimizer", "plateau_window", "plateau_threshold", "net",
-               "width", "depth", "phi", "points", "boundary_points", "sampler", "beta", "test_points",
-               "eval_every", "checkpoint_every", "hard_bc", "record_every", "seed", "dtype", "device",
-               "engd_damping", "engd_method", "init")
+#: Keys allowed in the optional ``[solver]`` table (the flat form of ``SolveConfig``); their
+#: values are checked by the solver.
+from hrta_pde.poisson.settings import SOLVER_KEYS  # noqa: E402
 
 _TOP_KEYS = ("name", "description", "domain", "solution", "boundary", "solver")
 _SOLUTION_KEYS = ("u", "f", "a", "c")

@@ -1,0 +1,85 @@
+"""The settings of a Poisson solve: :class:`SolveConfig`, its defaults, and the keys of a
+problem file's ``[solver]`` table (one list: the flat form of :class:`SolveConfig`).
+
+Example::
+
+    SolveConfig(loss="ritz", network=NetworkOptions(width=32, depth=2))
+    SolveConfig.from_dict({"loss": "ritz", "width": 32, "depth": 2})   # the same, flat
+    SolveConfig.from_dict({"width": 0})     # ValueError: width=0 must be a positive integer
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hrta_pde.engd import EngdOptions
+from hrta_pde.fields import check_fields
+from hrta_pde.options import (Config, NetworkOptions, RunOptions, SamplingOptions, TrainingOptions, check_choice,
+                              check_positive)
+from hrta_pde.poisson.losses import loss_name
+
+#: Default schedules: one stage of the energy natural gradient at s = 1 for every loss (it ends
+#: early when no step lowers the loss). Measured on 2 shared CPU cores (benchmarks/README.md,
+#: "Accuracy per second"): with the defaults below (width 64) PINN reached relative L2 2.5e-8 on
+#: poisson_2d_sin in 31 steps and 5.8e-7 on poisson_disk, where the old Adam defaults stalled at
+#: 1e-3..1e-4 after minutes; an Adam warm-up before ENGD made it worse (1.6e-3). HRTA with Adam did not beat
+#: one stage (validation/REPORT.md section 4; benchmarks/results/sobolev_schedule_check.md). Pass
+#: a schedule, e.g. "0.5:20@engd,1:180@engd" or "1:6000" (Adam), to train otherwise.
+DEFAULT_SCHEDULE = {"sobolev": "1:200@engd", "l2": "1:200@engd", "ritz": "1:200@engd", "pinn": "1:200@engd"}
+
+#: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
+#: weight a mean of squared boundary residuals.
+DEFAULT_BETA = {"ritz": 100.0, "pinn": 100.0, "sobolev": 0.0, "l2": 0.0}
+
+
+@dataclass(frozen=True)
+class SolveConfig(Config):
+    """Solver settings, checked when made; their flat form (:meth:`Config.keys`) is the
+    ``[solver]`` table of a problem file.
+
+    ``network`` default: an FNN of one hidden layer of 64 tanh neurons. ``init="domain"`` for tanh
+    and sin, glorot for ReLU^k (with Adam, 3x64 ReLU^3 PINN ended at 6.4e-1 with the domain init
+    against 1.25e-4 with glorot on poisson_2d_sin, seed 0: benchmarks/README.md).
+    ``schedule``: stage text, None for ``DEFAULT_SCHEDULE[loss]``; ``beta``: boundary weight, None
+    for ``DEFAULT_BETA[loss]``; ``hard_bc``: impose Dirichlet data exactly, ``u = g + phi * N``; None:
+    on for the PINN loss wherever it applies, off otherwise (with the Ritz loss and few points it
+    was seen to overfit the quadrature: 1-D, 400 points). ``engd_damping``: mu of
+    ``(G + mu I)^+ grad`` for the line search (0: the pseudo-inverse); ``engd_method``:
+    ``"linesearch"`` (grid of step sizes) or ``"lm"`` (Levenberg-Marquardt).
+    """
+
+    KEY_NAME = "solver key"
+
+    loss: str = "pinn"
+    schedule: str | None = None
+    training: TrainingOptions = TrainingOptions()
+    network: NetworkOptions = NetworkOptions()
+    sampling: SamplingOptions = SamplingOptions()
+    beta: float | None = None
+    hard_bc: bool | None = None
+    eval_every: int = 10
+    run: RunOptions = RunOptions()
+    engd_damping: float = 0.0
+    engd_method: str = "linesearch"
+
+    def __post_init__(self):
+        check_fields(self)  # the types: the annotations above (and the groups') are the table
+        object.__setattr__(self, "loss", loss_name(self.loss))
+        check_choice("sampler", self.sampling.sampler, ("random", "uniform", "sobol"))
+        check_positive(self, ("eval_every",))
+        if self.beta is not None and not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"beta={self.beta!r} must be a number >= 0")
+        if self.schedule is not None and not self.schedule.strip():
+            raise ValueError("schedule='' is empty: give stages such as '0.5:3000,1:13000' (or omit it)")
+        object.__setattr__(self, "engd", EngdOptions(damping=self.engd_damping, method=self.engd_method))
+
+    @property
+    def schedule_text(self) -> str:
+        """The schedule run: the one given, else the default of the loss."""
+        return self.schedule if self.schedule is not None else DEFAULT_SCHEDULE[self.loss]
+
+
+#: The keys of a ``[solver]`` table: the settings of :class:`SolveConfig`, flat.
+SOLVER_KEYS = SolveConfig.keys()
+
+
