@@ -73,7 +73,9 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     if text.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device={spec!r} but no CUDA GPU is visible: use --device cpu or auto")
+            from hrta_pde.errors import SettingError, literal
+
+            raise SettingError(literal(f"device={spec!r} but no CUDA GPU is visible: use ") + "{device:=}cpu or auto")
         return torch.device(text)
     raise ValueError(f"unknown device {spec!r}: use 'auto', 'cpu' or 'cuda'")
 

@@ -36,10 +36,16 @@ import torch
 from torch.func import functional_call, grad as func_grad, jacrev, jvp, vmap
 
 from hrta_pde.activation import HomotopyActivation
+from hrta_pde.errors import SettingError
 
 
 class EngdError(ValueError):
     """An ENGD setting or size that cannot work; the message names the value and the fix."""
+
+
+class EngdSizeError(EngdError, SettingError):
+    """A Jacobian that would not fit in memory; the message names the settings to lower as
+    ``{name}`` (:class:`hrta_pde.errors.SettingError`)."""
 
 
 @dataclass(frozen=True)
@@ -332,11 +338,11 @@ def check_memory(jacobian, dtype: torch.dtype, options: EngdOptions, device=None
     need = jacobian.bytes_needed(torch.finfo(dtype).bits // 8)
     avail = available_bytes(device)
     if avail is not None and need > options.memory_fraction * avail:
-        raise EngdError(
+        raise EngdSizeError(
             f"engd needs a Jacobian of {jacobian.rows} rows x {jacobian.size} parameters "
             f"({need / 2**30:.1f} GiB with its Gram matrix) but {avail / 2**30:.1f} GiB of memory is "
-            "available: use fewer points (--points, --boundary-points) or a smaller network "
-            "(--width, --depth), or an adam/lbfgs stage")
+            "available: use fewer points ({points}, {boundary_points}) or a smaller network "
+            "({width}, {depth}), or an adam/lbfgs stage")
 
 
 class GramSolver:

@@ -1,55 +1,59 @@
-"""The command line's error boundary: every failure becomes one line and an exit status.
+"""Errors that name settings: the library writes ``width``, the command line ``--width``.
 
-``2``: the input was wrong (a bad value, file or setting: every ``ValueError`` of the package, and
-a DeepXDE backend other than PyTorch); ``1``: the run failed (disk full, out of memory, an input
-too deeply nested for the interpreter, or a bug). With ``--debug`` or ``HRTA_PDE_DEBUG=1`` the
-traceback is shown instead, for bug reports.
+A :class:`SettingError` carries a template in which every setting is ``{name}``; ``str(err)``
+names them as Python keys, :meth:`SettingError.with_flags` as the command line's flags (the CLI
+prints that one). Any module may raise one without knowing about the command line.
 """
 from __future__ import annotations
 
-import errno
-import os
+import string
 
-USAGE, RUNTIME = 2, 1
-_MAX_MESSAGE = 400
+__all__ = ["SettingError", "literal"]
 
 
-def debug_requested(argv) -> bool:
-    """``--debug`` anywhere on the command line, or ``HRTA_PDE_DEBUG`` set to anything but 0."""
-    return "--debug" in (argv or ()) or os.environ.get("HRTA_PDE_DEBUG", "") not in ("", "0")
+class _Setting:
+    """A setting named in a message, written for Python (``loss``) or for the command line
+    (``--loss``). ``{loss:=}`` (a value follows): ``loss=`` or ``--loss ``; ``{out:CLI|LIB}``: the
+    command line writes ``CLI`` and the flag, Python ``LIB`` (``{out: with |}``: only the command
+    line names it)."""
+
+    def __init__(self, name: str, flags: bool):
+        self.name, self.flags = name, flags
+
+    def __format__(self, spec: str) -> str:
+        flag = "--" + self.name.replace("_", "-")
+        if spec == "=":
+            return flag + " " if self.flags else self.name + "="
+        cli, bar, lib = spec.partition("|")
+        if not bar:
+            return flag if self.flags else self.name
+        return cli + flag if self.flags else lib
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    text = lines[0].strip() if lines else ""
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 3] + "..."
+class _Settings(dict):
+    def __init__(self, flags: bool):
+        super().__init__()
+        self.flags = flags
+
+    def __missing__(self, key: str) -> _Setting:
+        return _Setting(key, self.flags)
 
 
-def _os_message(err: OSError) -> str:
-    where = f" {err.filename}" if err.filename else ""
-    reason = err.strerror or _first_line(err) or type(err).__name__
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"cannot write{where}: {reason}; free some space or choose another folder with --out"
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"cannot write{where}: {reason}; choose another folder with --out"
-    return f"input/output error{' on' + where if where else ''}: {reason}"
+def literal(text: str) -> str:
+    """``text`` as a literal part of a :class:`SettingError` template (its braces doubled)."""
+    return str(text).replace("{", "{{").replace("}", "}}")
 
 
-def classify(err: BaseException) -> tuple[int, str]:
-    """``(exit status, one-line message)`` for an exception that reached the command line."""
-    import torch
+class SettingError(ValueError):
+    """A bad value whose message names settings as ``{name}`` (see :class:`_Setting`).
 
-    from hrta_pde._backend import BackendError
+    ``str(err)`` names them as Python keys (``drop hard_bc``); :meth:`with_flags` as the command
+    line's flags (``drop --hard-bc``), which the CLI prints.
+    """
 
-    if isinstance(err, (ValueError, BackendError)):
-        return USAGE, _first_line(err) or type(err).__name__
-    if isinstance(err, RecursionError):
-        return RUNTIME, ("an input is nested too deeply for the interpreter (RecursionError); "
-                         "simplify the expression")
-    if isinstance(err, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
-        return RUNTIME, ("out of memory while running; lower --width, --points or --test-points "
-                         f"({type(err).__name__})")
-    if isinstance(err, OSError):
-        return RUNTIME, _os_message(err)
-    return RUNTIME, (f"internal error: {type(err).__name__}: {_first_line(err)}; rerun with --debug "
-                     "for the traceback and report it")
+    def __init__(self, template: str):
+        self.template = template
+        super().__init__(string.Formatter().vformat(template, (), _Settings(flags=False)))
+
+    def with_flags(self) -> str:
+        return string.Formatter().vformat(self.template, (), _Settings(flags=True))

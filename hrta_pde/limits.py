@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 
+from hrta_pde.errors import SettingError, literal
+
 #: Most hidden layers: each layer is a Python-level module call per iteration, so a network of
 #: 100000 layers builds and trains for minutes before the first iteration, whatever its width.
 MAX_DEPTH = 100
 
 
-class SizeError(ValueError):
-    """A run that would not fit in memory (or beyond a fixed limit)."""
+class SizeError(SettingError):
+    """A run that would not fit in memory (or beyond a fixed limit); the message names the settings
+    to lower as ``{name}`` (:class:`hrta_pde.errors.SettingError`)."""
 
 
 def available_bytes(device=None) -> int | None:
@@ -54,7 +57,7 @@ def mlp_parameters(dim: int, width: int, depth: int) -> int:
 
 
 def check_fits(parts: dict[str, tuple[int, str]], device=None, available: int | None = None) -> int:
-    """Refuse if the sum of ``parts`` ({label: (bytes, what to lower)}) exceeds the free memory.
+    """Refuse if the sum of ``parts`` ({label: (bytes, the settings to lower as a SettingError template)}) exceeds the free memory.
 
     Returns the estimate in bytes. ``available`` overrides the measured free memory (tests).
     """
@@ -64,8 +67,8 @@ def check_fits(parts: dict[str, tuple[int, str]], device=None, available: int | 
         return total
     label, (big, fix) = max(parts.items(), key=lambda kv: kv[1][0])
     detail = ", ".join(f"{k} {human(b)}" for k, (b, _) in parts.items())
-    raise SizeError(f"this run needs about {human(total)} of memory ({detail}), but {human(free)} are "
-                    f"available: lower {fix}")
+    raise SizeError(literal(f"this run needs about {human(total)} of memory ({detail}), but {human(free)} are "
+                            "available: lower ") + fix)
 
 
 def _activations(points: int, width: int, depth: int, itemsize: int, per_neuron: int) -> int:
@@ -83,11 +86,11 @@ def check_solve_size(cfg, dim: int, device=None, available: int | None = None) -
     width, depth, pts = cfg.network.width, cfg.network.depth, cfg.sampling
     params = mlp_parameters(dim, width, depth)
     return check_fits({
-        "network and optimizer": (6 * params * b, "--width or --depth"),
+        "network and optimizer": (6 * params * b, "{width} or {depth}"),
         "training points": (_activations(pts.points + pts.boundary_points, width, depth, b, per_neuron),
-                            "--points (or --width)"),
+                            "{points} (or {width})"),
         "test points": (_activations(pts.test_points, width, depth, b, per_neuron),
-                        "--test-points (or --width)"),
+                        "{test_points} (or {width})"),
     }, device, available)
 
 
@@ -97,10 +100,10 @@ def check_approx_size(cfg, device=None, available: int | None = None) -> int:
     width, depth = cfg.network.width, cfg.network.depth
     params = mlp_parameters(cfg.dim, width, depth)
     return check_fits({
-        "networks and optimizer": (10 * params * b, "--width or --depth"),
-        "training points": (_activations(cfg.sampling.points, width, depth, b, 4), "--points (or --width)"),
+        "networks and optimizer": (10 * params * b, "{width} or {depth}"),
+        "training points": (_activations(cfg.sampling.points, width, depth, b, 4), "{points} (or {width})"),
         "test points": (_activations(cfg.sampling.test_points, width, depth, b, 2),
-                        "--test-points (or --width)"),
+                        "{test_points} (or {width})"),
     }, device, available)
 
 
@@ -109,4 +112,4 @@ def check_ntk_size(widths, n_points: int, dim: int, available: int | None = None
     if not widths:
         return 0
     m = max(widths)
-    return check_fits({"Jacobian": (3 * n_points * (m * (dim + 2) + 1) * 8, "--widths")}, None, available)
+    return check_fits({"Jacobian": (3 * n_points * (m * (dim + 2) + 1) * 8, "{widths}")}, None, available)

@@ -25,13 +25,13 @@ command line the flag ``--loss ritz``.
 from __future__ import annotations
 
 import dataclasses
-import string
 from dataclasses import dataclass
 
 import torch
 
 from hrta_pde._backend import resolve_dtype
 from hrta_pde.activation import get_phi
+from hrta_pde.errors import SettingError, literal  # noqa: F401  (re-exported)
 from hrta_pde.fields import check_fields, field_types
 from hrta_pde.limits import MAX_DEPTH
 from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
@@ -39,54 +39,6 @@ from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule
 #: Largest seed: torch takes 64-bit seeds, and derived streams add to the seed (test points, seeds
 #: of a comparison).
 MAX_SEED = 2**62
-
-
-class _Setting:
-    """A setting named in a message, written for Python (``loss``) or for the command line
-    (``--loss``). ``{loss:=}`` (a value follows): ``loss=`` or ``--loss ``; ``{out:CLI|LIB}``: the
-    command line writes ``CLI`` and the flag, Python ``LIB`` (``{out: with |}``: only the command
-    line names it)."""
-
-    def __init__(self, name: str, flags: bool):
-        self.name, self.flags = name, flags
-
-    def __format__(self, spec: str) -> str:
-        flag = "--" + self.name.replace("_", "-")
-        if spec == "=":
-            return flag + " " if self.flags else self.name + "="
-        cli, bar, lib = spec.partition("|")
-        if not bar:
-            return flag if self.flags else self.name
-        return cli + flag if self.flags else lib
-
-
-class _Settings(dict):
-    def __init__(self, flags: bool):
-        super().__init__()
-        self.flags = flags
-
-    def __missing__(self, key: str) -> _Setting:
-        return _Setting(key, self.flags)
-
-
-def literal(text: str) -> str:
-    """``text`` as a literal part of a :class:`SettingError` template (its braces doubled)."""
-    return str(text).replace("{", "{{").replace("}", "}}")
-
-
-class SettingError(ValueError):
-    """A bad value whose message names settings as ``{name}`` (see :class:`_Setting`).
-
-    ``str(err)`` names them as Python keys (``drop hard_bc``); :meth:`with_flags` as the command
-    line's flags (``drop --hard-bc``), which the CLI prints.
-    """
-
-    def __init__(self, template: str):
-        self.template = template
-        super().__init__(string.Formatter().vformat(template, (), _Settings(flags=False)))
-
-    def with_flags(self) -> str:
-        return string.Formatter().vformat(self.template, (), _Settings(flags=True))
 
 
 def check_positive(obj, names) -> None:

@@ -172,8 +172,9 @@ def test_engd_refuses_a_jacobian_that_does_not_fit_in_memory():
         def bytes_needed(self, itemsize):
             return itemsize * self.rows * self.size
 
-    with pytest.raises(EngdError, match=r"10000000 rows x 1000000 parameters.*--points"):
+    with pytest.raises(EngdError, match=r"10000000 rows x 1000000 parameters.*fewer points \(points, boundary_points\)") as err:
         check_memory(Huge(), torch.float64, EngdOptions())
+    assert "fewer points (--points, --boundary-points) or a smaller network (--width, --depth)" in err.value.with_flags()
 
 
 def test_engd_without_gram_terms_is_refused_before_training():

@@ -244,3 +244,22 @@ def test_unknown_geometry_types():
     with pytest.raises(MeshError) as err:
         mesh_shape("a square", 0.1)
     assert "str" in _one_line(err)
+
+
+def test_a_shape_is_meshed_once_per_size(monkeypatch):
+    """The plot and every export of one run mesh the domain once: a second mesh_shape at the same h
+    reuses the first mesh (read-only arrays), another h or another shape meshes again."""
+    import hrta_pde.poisson.mesh as M
+
+    calls = []
+    real = M._mesh_2d
+    monkeypatch.setattr(M, "_mesh_2d", lambda shape, h: calls.append(h) or real(shape, h))
+    disk = Ball([0.0, 0.0], 1.0)
+    first, again = mesh_shape(disk, 0.3), mesh_shape(disk, 0.3)
+    assert calls == [0.3]
+    assert np.array_equal(first.points, again.points) and np.array_equal(first.cells[0].data, again.cells[0].data)
+    with pytest.raises(ValueError):
+        again.points[0, 0] = 5.0  # shared: nobody may change it in place
+    mesh_shape(disk, 0.2)
+    mesh_shape(Ball([0.0, 0.0], 1.0), 0.3)
+    assert calls == [0.3, 0.2, 0.3]

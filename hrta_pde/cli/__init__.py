@@ -2,7 +2,7 @@
 
 Every sub-command validates its input first; a bad value prints one line
 ``hrta-pde: error: ...`` and exits with status 2, a failed run (disk full, ...) with status 1,
-without a traceback (``--debug`` or ``HRTA_PDE_DEBUG=1`` shows it: :mod:`hrta_pde.errors`).
+without a traceback (``--debug`` or ``HRTA_PDE_DEBUG=1`` shows it: :mod:`hrta_pde.cli.errors`).
 SIGINT and SIGTERM save a checkpoint and exit with 130 and 143. Library errors that name a
 setting (:class:`hrta_pde.options.SettingError`) are printed with the setting's flag.
 
@@ -34,7 +34,7 @@ def _interruptible(command: str):
 
 def main(argv=None) -> int:
     from hrta_pde import signals
-    from hrta_pde.errors import classify, debug_requested
+    from hrta_pde.cli.errors import classify, debug_requested
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()

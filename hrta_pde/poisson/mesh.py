@@ -61,7 +61,21 @@ def mesh_shape(shape: Shape, h: float) -> meshio.Mesh:
             f"no mesh for a {shape.dim}-dimensional domain: ParaView meshes stop at 3-D; "
             "export point values as CSV instead (.csv)"
         )
-    return {1: _mesh_1d, 2: _mesh_2d, 3: _mesh_3d}[shape.dim](shape, h)
+    key = (id(shape), h)
+    if key not in _MESHES or _MESHES[key][0] is not shape:
+        mesh = {1: _mesh_1d, 2: _mesh_2d, 3: _mesh_3d}[shape.dim](shape, h)
+        for array in [mesh.points] + [block.data for block in mesh.cells]:
+            array.setflags(write=False)  # shared by every caller that meshes this shape at this h
+        _MESHES[key] = (shape, mesh)
+        while len(_MESHES) > _MESHES_KEPT:
+            _MESHES.pop(next(iter(_MESHES)))
+    mesh = _MESHES[key][1]
+    return meshio.Mesh(mesh.points, [(block.type, block.data) for block in mesh.cells])
+
+
+#: The last meshes made, by (shape, h): one run's plot and its exports mesh the domain once.
+_MESHES: dict = {}
+_MESHES_KEPT = 4
 
 
 def _unsupported(shape, dim):
