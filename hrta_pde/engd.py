@@ -85,13 +85,16 @@ class EngdOptions:
     pseudo-inverse; unused by ``lm``); ``halvings``: the line search tries
     ``eta = 2^-k`` for ``k = 0..halvings``; ``rcond``: relative eigenvalue cut-off (None: ``R * eps``
     of the dtype, as ``numpy.linalg.lstsq``); ``memory_fraction``: refuse a Jacobian larger than this
-    fraction of the available memory."""
+    fraction of the available memory; ``rtol``: the stage ends after a step that lowers the loss
+    by less than ``rtol * |loss|`` (0: only when no step lowers it; meant for least-squares losses,
+    whose minimum is near 0)."""
 
     damping: float = 0.0
     halvings: int = 30
     rcond: float | None = None
     memory_fraction: float = 0.5
     method: str = "linesearch"
+    rtol: float = 0.0
 
     def __post_init__(self):
         if self.method not in ("linesearch", "lm"):
@@ -101,6 +104,9 @@ class EngdOptions:
             raise EngdError(f"engd damping={self.damping!r} must be a number >= 0")
         if isinstance(self.halvings, bool) or not isinstance(self.halvings, int) or not 0 <= self.halvings <= 60:
             raise EngdError(f"engd halvings={self.halvings!r} must be an integer in [0, 60]")
+        if not (isinstance(self.rtol, (int, float)) and not isinstance(self.rtol, bool)
+                and math.isfinite(self.rtol) and 0 <= self.rtol < 1):
+            raise EngdError(f"engd rtol={self.rtol!r} must be a number in [0, 1)")
 
 
 # -- u, grad u, Laplace u at one point, as functions of the parameters -----------------------------

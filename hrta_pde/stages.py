@@ -113,8 +113,9 @@ class StageOptimizers:
             return self.adam.param_groups[0]["lr"], False
         if optimizer == "lbfgs":
             return self._lbfgs_step(loss, total_fn)
-        step, _ = engd_update(self.params, self.jacobian, lambda: float(total_fn().detach()), loss, self.engd)
-        return step, step == 0.0 or math.isnan(step)
+        step, value = engd_update(self.params, self.jacobian, lambda: float(total_fn().detach()), loss, self.engd)
+        stalled = self.engd.rtol > 0 and math.isfinite(value) and loss - value <= self.engd.rtol * abs(loss)
+        return step, step == 0.0 or math.isnan(step) or stalled
 
     def _lbfgs_step(self, loss: float, total_fn) -> tuple[float, bool]:
         opt, first = self.lbfgs, [True]

@@ -268,3 +268,20 @@ def test_domain_init_starts_with_unit_scale_layers_and_a_non_vanishing_output(ph
     glorot = Setup(problem, cfg.replace(init="glorot")).net(x)[:, 0]
     if phi == "relu3":
         assert float(glorot.std()) < 1e-6  # the collapse this init fixes
+
+
+def test_engd_stage_ends_at_the_first_step_that_lowers_the_loss_by_less_than_rtol():
+    """With ``engd_rtol`` the run is the same as without it up to the first step whose relative
+    decrease is at most rtol, and ends there; the default for least squares is 1e-3, Ritz off."""
+    base = dict(loss="pinn", schedule="1:40@engd", phi="tanh", width=16, depth=1, points=200, boundary_points=2,
+                device="cpu", test_points=500, record_every=1)
+    problem = builtin_problem("poisson_1d")
+    full = solve(problem, SolveConfig.from_dict({**base, "engd_rtol": 0.0})).history.column("loss")
+    rtol = 1e-2
+    part = solve(problem, SolveConfig.from_dict({**base, "engd_rtol": rtol})).history.column("loss")
+    # row i holds the loss the (i+1)-th step starts from
+    first = next(i for i in range(len(full) - 1) if full[i] - full[i + 1] <= rtol * abs(full[i]))
+    assert len(part) == first + 1 < len(full) and part == full[:len(part)]
+    assert SolveConfig().engd.rtol == 1e-3 and SolveConfig.from_dict({"loss": "ritz"}).engd.rtol == 0.0
+    with pytest.raises(EngdError, match="rtol"):
+        EngdOptions(rtol=1.0)

@@ -98,6 +98,9 @@ def _add_solver_flags(sp) -> None:
                     "the pseudo-inverse; lm tries a grid of dampings)")
     sp.add_argument("--engd-method", choices=["linesearch", "lm"], default=None,
                     help="engd step: a grid line search on the step size, or Levenberg-Marquardt damping")
+    sp.add_argument("--engd-rtol", type=_float, default=None,
+                    help="an engd stage ends after a step that lowers the loss by less than this fraction "
+                    "of it (default 1e-3; 0 for ritz: only when no step lowers it)")
     sp.add_argument("--reset-optimizer", action="store_true", default=None,
                     help="clear Adam's state at each stage switch")
     sp.add_argument("--net", choices=["fnn", "paper"], default=None,

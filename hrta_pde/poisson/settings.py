@@ -27,6 +27,11 @@ from hrta_pde.poisson.losses import loss_name
 #: a schedule, e.g. "0.5:20@engd,1:180@engd" or "1:6000" (Adam), to train otherwise.
 DEFAULT_SCHEDULE = {"sobolev": "1:200@engd", "l2": "1:200@engd", "ritz": "1:200@engd", "pinn": "1:200@engd"}
 
+#: An engd stage of a least-squares loss ends once a step lowers the loss by less than 1e-3 of it:
+#: the error had stopped falling by then (poisson_2d_sin, poisson_disk, poisson_annulus; benchmarks/
+#: README.md). The Ritz energy is not near 0 at its minimum, so its stages run until no step lowers it.
+DEFAULT_ENGD_RTOL = {"sobolev": 1e-3, "l2": 1e-3, "ritz": 0.0, "pinn": 1e-3}
+
 #: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
 #: weight a mean of squared boundary residuals.
 DEFAULT_BETA = {"ritz": 100.0, "pinn": 100.0, "sobolev": 0.0, "l2": 0.0}
@@ -45,7 +50,9 @@ class SolveConfig(Config):
     on for the PINN loss wherever it applies, off otherwise (with the Ritz loss and few points it
     was seen to overfit the quadrature: 1-D, 400 points). ``engd_damping``: mu of
     ``(G + mu I)^+ grad`` for the line search (0: the pseudo-inverse); ``engd_method``:
-    ``"linesearch"`` (grid of step sizes) or ``"lm"`` (Levenberg-Marquardt).
+    ``"linesearch"`` (grid of step sizes) or ``"lm"`` (Levenberg-Marquardt); ``engd_rtol``: an
+    engd stage ends after a step that lowers the loss by less than this fraction of it (None:
+    ``DEFAULT_ENGD_RTOL[loss]``).
     """
 
     KEY_NAME = "solver key"
@@ -61,6 +68,7 @@ class SolveConfig(Config):
     run: RunOptions = RunOptions()
     engd_damping: float = 0.0
     engd_method: str = "linesearch"
+    engd_rtol: float | None = None
 
     def __post_init__(self):
         check_fields(self)  # the types: the annotations above (and the groups') are the table
@@ -71,7 +79,8 @@ class SolveConfig(Config):
             raise ValueError(f"beta={self.beta!r} must be a number >= 0")
         if self.schedule is not None and not self.schedule.strip():
             raise ValueError("schedule='' is empty: give stages such as '0.5:3000,1:13000' (or omit it)")
-        object.__setattr__(self, "engd", EngdOptions(damping=self.engd_damping, method=self.engd_method))
+        rtol = self.engd_rtol if self.engd_rtol is not None else DEFAULT_ENGD_RTOL[self.loss]
+        object.__setattr__(self, "engd", EngdOptions(damping=self.engd_damping, method=self.engd_method, rtol=rtol))
 
     @property
     def schedule_text(self) -> str:
