@@ -63,14 +63,11 @@ def mesh_shape(shape: Shape, h: float) -> meshio.Mesh:
         )
     key = (id(shape), h)
     if key not in _MESHES or _MESHES[key][0] is not shape:
-        mesh = {1: _mesh_1d, 2: _mesh_2d, 3: _mesh_3d}[shape.dim](shape, h)
-        for array in [mesh.points] + [block.data for block in mesh.cells]:
-            array.setflags(write=False)  # shared by every caller that meshes this shape at this h
-        _MESHES[key] = (shape, mesh)
+        _MESHES[key] = (shape, {1: _mesh_1d, 2: _mesh_2d, 3: _mesh_3d}[shape.dim](shape, h))
         while len(_MESHES) > _MESHES_KEPT:
             _MESHES.pop(next(iter(_MESHES)))
-    mesh = _MESHES[key][1]
-    return meshio.Mesh(mesh.points, [(block.type, block.data) for block in mesh.cells])
+    mesh = _MESHES[key][1]  # a copy: the caller may change its arrays
+    return meshio.Mesh(mesh.points.copy(), [(block.type, block.data.copy()) for block in mesh.cells])
 
 
 #: The last meshes made, by (shape, h): one run's plot and its exports mesh the domain once.
