@@ -126,7 +126,7 @@ def _reference(args, problem, choice: str | None = None):
     if choice == "exact" and not problem.has_exact:
         raise ValueError(f"--reference exact: problem {problem.name!r} has no exact solution; "
                          "add u under [solution] or use --reference fem")
-    if choice == "fem" or (choice == "auto" and not problem.has_exact and problem.boundary_kind == "dirichlet"
+    if choice == "fem" or (choice == "auto" and not problem.has_exact and not problem.pure_neumann
                            and 1 <= problem.dim <= 3):
         from hrta_pde.poisson.fem import fem_reference
 

@@ -152,7 +152,7 @@ def _add_solve_and_compare(sub) -> None:
         _add_solver_flags(sp)
         sp.add_argument("--reference", choices=["auto", "exact", "fem"], default="auto",
                         help="what errors are measured against: the exact solution, or a P2 finite element "
-                        "solution refined until it is well below the errors (Dirichlet, 1-3 D); auto: exact "
+                        "solution refined until it is well below the errors (1-3 D, not pure Neumann); auto: exact "
                         "when the problem has one, else fem when possible")
         _add_common(sp)
         sp.set_defaults(dtype=None, seed=None, device=None)  # None: the problem file or the default
