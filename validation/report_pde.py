@@ -215,7 +215,7 @@ def second_order_section(folder: Path, m: dict, out_dir: Path) -> tuple[str, lis
         mine = [r for r in runs if r["optimizer"] == opt]
         short = [r for r in mine if int(r["iterations"]) < int(r["planned_iterations"])]
         if mine and opt.startswith("engd"):
-            facts.append(f"{S.OPT_LABELS[opt]} stopped early (no step size lowered the loss) in {len(short)} of "
+            facts.append(f"{S.OPT_LABELS[opt]} stopped a stage early (no step size lowered the loss, or a step lowered a least-squares loss by less than engd_rtol = 1e-3 of it) in {len(short)} of "
                          f"{len(mine)} runs" + (": " + ", ".join(
                              f"{r['problem']}/{r['loss']} {S.LABELS[r['method']]} seed {r['seed']} after "
                              f"{r['iterations']} of {r['planned_iterations']} (per stage {r['stage_iterations']})"
