@@ -44,7 +44,12 @@ __all__ = ["DistanceError", "HardDirichlet", "dirichlet_pieces", "hard_bc_applic
 
 
 class DistanceError(ValueError):
-    """No approximate distance function for these Dirichlet parts; the message says why."""
+    """No approximate distance function for these Dirichlet parts; the message says why, and
+    ``reason`` is the :func:`hard_bc_obstacle` that refused it (None for other failures)."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 def _t(v, x):
@@ -293,7 +298,7 @@ def hard_dirichlet(problem) -> HardDirichlet:
     obstacle = hard_bc_obstacle(problem)
     if obstacle is not None:
         raise DistanceError(obstacle + "; impose the Dirichlet data with the boundary penalty instead "
-                            "(hard_bc off)")
+                            "(hard_bc off)", reason=obstacle)
     conds = problem.conditions
     d_conds = {}
     for k, cd in enumerate(conds):

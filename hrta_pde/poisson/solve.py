@@ -50,16 +50,21 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
     The command line makes the plan before it creates the run folder, so that a refused setting
     leaves nothing behind; :func:`solve` makes it when given a :class:`SolveConfig`.
     """
-    from hrta_pde.poisson.distance import hard_bc_applicable, hard_dirichlet
+    from hrta_pde.poisson.distance import DistanceError, hard_dirichlet
 
     check_loss(cfg.loss, problem, cfg.network.phi)
     schedule = cfg.training.schedule(cfg.schedule_text)
     hard_bc, transform = cfg.hard_bc, None
-    if hard_bc is None:  # automatic: on for PINN where it applies
-        hard_bc = cfg.loss == "pinn" and hard_bc_applicable(problem)
-        transform = hard_dirichlet(problem) if hard_bc else None
+    if hard_bc is None and cfg.loss == "pinn":  # automatic: on for PINN where it applies
+        try:
+            transform = hard_dirichlet(problem)
+        except DistanceError as err:
+            if err.reason is None:
+                raise
+        hard_bc = transform is not None
     elif hard_bc:
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
+    hard_bc = bool(hard_bc)
     config = copy.copy(cfg)  # cfg is checked already: fill in the two decided values, not check again
     object.__setattr__(config, "schedule", cfg.schedule_text)
     object.__setattr__(config, "hard_bc", hard_bc)
@@ -123,12 +128,14 @@ def hard_dirichlet_transform(problem):
     """:func:`hrta_pde.poisson.distance.hard_dirichlet`, refused as a setting: a
     :class:`SettingError` naming ``hard_bc`` when it cannot apply (see
     :func:`hrta_pde.poisson.distance.hard_bc_obstacle`)."""
-    from hrta_pde.poisson.distance import hard_bc_obstacle, hard_dirichlet
+    from hrta_pde.poisson.distance import DistanceError, hard_dirichlet
 
-    obstacle = hard_bc_obstacle(problem)
-    if obstacle is not None:
-        raise SettingError(literal(obstacle) + ": drop {hard_bc} (the boundary penalty works everywhere)")
-    return hard_dirichlet(problem)
+    try:
+        return hard_dirichlet(problem)
+    except DistanceError as err:
+        if err.reason is None:
+            raise
+        raise SettingError(literal(err.reason) + ": drop {hard_bc} (the boundary penalty works everywhere)") from None
 
 
 class _CachedReference:
