@@ -22,7 +22,8 @@ from hrta_pde.history import History  # noqa: E402
 from hrta_pde.networks import HomotopyNet, homotopy_activations, homotopy_fnn, set_s  # noqa: E402
 from hrta_pde.relu import to_relu_fnn  # noqa: E402
 from hrta_pde.schedule import PlateauRule, Schedule, ScheduleError, Stage, parse_schedule  # noqa: E402
-from hrta_pde.train import Position, TrainResult, train, train_model  # noqa: E402
+from hrta_pde.stages import Position  # noqa: E402
+from hrta_pde.train import TrainResult, train, train_model  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from hrta_pde._backend import resolve_device
+from hrta_pde.errors import SettingError
 from hrta_pde.fields import check_fields
 from hrta_pde.networks import HomotopyNet
-from hrta_pde.options import (Config, NetworkOptions, RunOptions, SamplingOptions, SettingError, TrainingOptions,
-                              check_choice, check_positive)
+from hrta_pde.options import (Config, NetworkOptions, RunOptions, SamplingOptions, TrainingOptions, check_choice,
+                              check_positive)
 from hrta_pde.poisson.expressions import parse_expression, to_torch
 from hrta_pde.schedule import Schedule
 from hrta_pde.train import TrainResult, train
@@ -248,7 +249,8 @@ def _train_or_restore(net, loss_fn, schedule, cfg, ck, run_dir, label, interrupt
     """
     from hrta_pde.history import History
     from hrta_pde.io.checkpoint import load_net_state, rng_state, save_checkpoint, set_rng_state
-    from hrta_pde.train import Hooks, Position, make_adam
+    from hrta_pde.stages import Position, make_adam
+    from hrta_pde.train import Hooks
 
     optimizer = make_adam(net.parameters(), schedule.stage_lr(0))
     history, position = History(), Position()

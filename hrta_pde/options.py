@@ -31,7 +31,7 @@ import torch
 
 from hrta_pde._backend import resolve_dtype
 from hrta_pde.activation import get_phi
-from hrta_pde.errors import SettingError, literal  # noqa: F401  (re-exported)
+from hrta_pde.errors import SettingError
 from hrta_pde.fields import check_fields, field_types
 from hrta_pde.limits import MAX_DEPTH
 from hrta_pde.schedule import PlateauRule, Schedule, parse_schedule

@@ -28,9 +28,7 @@ import torch
 from hrta_pde.engd import EngdError, EngdOptions, ResidualJacobian, check_memory
 from hrta_pde.history import History
 from hrta_pde.schedule import Schedule
-# Position, StageOptimizers, make_adam and NonFiniteLossWarning are imported from here by callers
-from hrta_pde.stages import (NonFiniteLossWarning, Position, StageMachine, StageOptimizers,  # noqa: F401
-                             check_record_every, make_adam)
+from hrta_pde.stages import Position, StageMachine, StageOptimizers, check_record_every
 
 LossTerms = Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor
 

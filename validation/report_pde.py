@@ -165,7 +165,7 @@ def _pde_setup(st: dict) -> str:
     """How the boundary is treated per loss, read from the solver the runs used."""
     from hrta_pde.poisson.catalog import builtin_problem
     from hrta_pde.poisson.distance import hard_bc_applicable
-    from hrta_pde.poisson.solve import DEFAULT_BETA
+    from hrta_pde.poisson.settings import DEFAULT_BETA
 
     b = st["losses"]
     exact = [p for p in b["problems"] if hard_bc_applicable(builtin_problem(p))]

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         import torch
 
         import hrta_pde  # noqa: F401  (selects the backend; raises BackendError if another is active)
-        from hrta_pde.train import NonFiniteLossWarning
+        from hrta_pde.stages import NonFiniteLossWarning
 
         warnings.filterwarnings("ignore", category=NonFiniteLossWarning)  # the commands print it
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         if debug:
             raise
         code, message = classify(err)
-        from hrta_pde.options import SettingError
+        from hrta_pde.errors import SettingError
 
         if isinstance(err, SettingError):  # the library names settings, the command line its flags
             message = classify(ValueError(err.with_flags()))[1]

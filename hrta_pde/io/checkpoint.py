@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrta_pde.signals import InterruptFlag, catch_interrupts  # noqa: F401  (re-exported)
 from hrta_pde.io.atomic import atomic_write
+from hrta_pde.signals import catch_interrupts
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "hrta_pde-checkpoint-2"  # 2: plain data only (1 pickled numpy arrays)

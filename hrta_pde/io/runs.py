@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 from hrta_pde.io.atomic import TMP_GLOB, atomic_write_text
-from hrta_pde.options import SettingError, literal
+from hrta_pde.errors import SettingError, literal
 
 
 class RunDirError(SettingError):

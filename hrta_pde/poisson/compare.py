@@ -32,7 +32,7 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     equal those of an uninterrupted comparison. ``reference_choice`` is recorded for the command line.
     """
     from hrta_pde.io.runs import clean_stale_tmp, make_run_dir, write_json
-    from hrta_pde.options import SettingError
+    from hrta_pde.errors import SettingError
     from hrta_pde.signals import catch_interrupts
 
     if seeds <= 0:

@@ -296,7 +296,7 @@ def loss_name(name: str) -> str:
 
 def check_loss(name: str, problem, phi: str) -> str:
     """Validate a loss choice against the problem and activation; return the canonical name."""
-    from hrta_pde.options import SettingError
+    from hrta_pde.errors import SettingError
 
     key = loss_name(name)
     if key in ("sobolev", "l2") and not problem.has_exact:

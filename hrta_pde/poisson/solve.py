@@ -25,12 +25,14 @@ from hrta_pde._backend import resolve_device
 from hrta_pde.engd import GramJacobian
 from hrta_pde.history import History
 from hrta_pde.networks import HomotopyNet, homotopy_fnn
-from hrta_pde.options import NetworkOptions, SettingError, literal
+from hrta_pde.errors import SettingError, literal
+from hrta_pde.options import NetworkOptions
 from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext, check_loss
 from hrta_pde.poisson.metrics import evaluate
-from hrta_pde.poisson.settings import DEFAULT_BETA, DEFAULT_SCHEDULE, SOLVER_KEYS, SolveConfig  # noqa: F401
+from hrta_pde.poisson.settings import DEFAULT_BETA, SolveConfig
 from hrta_pde.schedule import Schedule
-from hrta_pde.train import Hooks, Position, StageOptimizers, TrainResult, train
+from hrta_pde.stages import Position, StageOptimizers
+from hrta_pde.train import Hooks, TrainResult, train
 
 
 @dataclass(frozen=True)
