@@ -57,6 +57,8 @@ class ApproxConfig(Config):
         if self.dim > 10:
             raise ValueError(f"dim={self.dim} is too large: 1 <= dim <= 10")
         check_choice("sampler", self.sampling.sampler, ("grid", "random"))
+        if self.sampling.points is None:
+            raise ValueError("points=None: give the number of training points, e.g. points=100")
         if self.network.net != "paper":
             raise ValueError(f"net={self.network.net!r}: approx trains the paper's network (net='paper')")
         self.bounds()

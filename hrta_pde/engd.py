@@ -54,7 +54,8 @@ class GramTerm:
 
     ``kind="scalar"``: one row per point, ``value_i u + grad_i . grad u + lap_i Laplace u``.
     ``kind="gradient"``: ``d`` rows per point, the components of ``grad u``.
-    ``kind="mean"``: a single row, the mean of ``u`` over the points.
+    ``kind="mean"``: a single row, the mean of ``u`` over the points (with ``value``: the
+    weighted sum ``sum_i value_i u(x_i)``).
     ``weight`` (per point, or one number for ``mean``) multiplies the squared rows.
     """
 
@@ -292,7 +293,9 @@ class GramJacobian:
             return (w * rows).reshape(n * d, -1)
         if term.kind == "mean":
             jac = vmap(jacrev(lambda p, xx: feats(p, xx)[0]), in_dims=(None, 0), chunk_size=chunk)(params, x)
-            row = flat(jac, (n,)).mean(dim=0, keepdim=True)
+            rows = flat(jac, (n,))
+            row = (rows.mean(dim=0, keepdim=True) if term.value is None
+                   else (term.value.to(dtype)[:, None] * rows).sum(dim=0, keepdim=True))
             return math.sqrt(float(term.weight)) * row
         zeros = torch.zeros(n, dtype=dtype, device=x.device)
         cv = zeros if term.value is None else term.value.to(dtype)

@@ -90,17 +90,19 @@ class NetworkOptions:
 @dataclass(frozen=True)
 class SamplingOptions:
     """Training points (``points`` inside, ``boundary_points`` on the boundary, drawn by
-    ``sampler``) and ``test_points`` independent random points for the errors."""
+    ``sampler``) and ``test_points`` independent random points for the errors. ``points=None``
+    and ``sampler="auto"``: the solver decides by the problem and loss (see
+    :func:`hrta_pde.poisson.solve.decide_sampling`)."""
 
-    points: int = 1000
+    points: int | None = 1000
     boundary_points: int = 200
     sampler: str = "sobol"  # low-discrepancy points: the Ritz energy needs an accurate quadrature
     test_points: int = 10000
 
     def __post_init__(self):
         check_fields(self)
-        check_positive(self, ("points", "boundary_points", "test_points"))
-        check_choice("sampler", self.sampler, ("random", "uniform", "sobol", "grid"))
+        check_positive(self, [n for n in ("points", "boundary_points", "test_points") if getattr(self, n) is not None])
+        check_choice("sampler", self.sampler, ("auto", "random", "uniform", "sobol", "gauss", "grid"))
 
 
 @dataclass(frozen=True)

@@ -99,28 +99,36 @@ def test_natural_direction_is_the_pseudo_inverse_and_never_nan(r, p):
     assert torch.equal(zero, torch.zeros(p, dtype=torch.float64))
 
 
-def linear_model_context(loss, problem_name=None):
-    """A network linear in its trainable parameters (frozen random features, trained last layer)."""
+def linear_model_context(loss, problem_name=None, gauss=False):
+    """A network linear in its trainable parameters (frozen random features, trained last layer);
+    with ``gauss`` on Gauss points with quadrature weights."""
     problem = builtin_problem(problem_name or ("poisson_mixed_square" if loss == "pinn" else "poisson_2d_sin"))
     torch.manual_seed(4)
-    net = H.homotopy_fnn([2, 8, 1], "tanh").double()
+    net = H.homotopy_fnn([problem.dim, 8, 1], "tanh").double()
     for p in net.linears[0].parameters():
         p.requires_grad_(False)
     with torch.no_grad():
         net.linears[0].weight.mul_(3.0)
         net.linears[0].bias.uniform_(-2, 2)
     gen = torch.Generator().manual_seed(0)
+    if gauss:
+        x, w, boundary = problem.quadrature(200, 80, dtype=torch.float64)
+        return net, LossContext(problem, x, boundary, beta=10.0, weights=w)
     kw = dict(generator=gen, sampler="sobol", dtype=torch.float64, device="cpu")
     ctx = LossContext(problem, problem.sample_interior(200, **kw), problem.sample_boundary(80, **kw), beta=10.0)
     return net, ctx
 
 
-@pytest.mark.parametrize("loss,problem_name", [
-    ("ritz", None), ("sobolev", None), ("pinn", None), ("l2", None),
-    ("ritz", "poisson_jump_robin"), ("pinn", "poisson_jump_robin"),
-    ("ritz", "poisson_reaction_holes"), ("pinn", "poisson_reaction_holes")])
-def test_gram_form_is_the_hessian_and_one_step_lands_on_the_minimiser(loss, problem_name):
-    net, ctx = linear_model_context(loss, problem_name)
+@pytest.mark.parametrize("loss,problem_name,gauss", [
+    ("ritz", None, False), ("sobolev", None, False), ("pinn", None, False), ("l2", None, False),
+    ("ritz", "poisson_jump_robin", False), ("pinn", "poisson_jump_robin", False),
+    ("ritz", "poisson_reaction_holes", False), ("pinn", "poisson_reaction_holes", False),
+    # quadrature weights: a box, a polygon, Robin parts, a pure Neumann problem (weighted mean row)
+    ("ritz", None, True), ("sobolev", None, True), ("pinn", None, True), ("l2", None, True),
+    ("ritz", "poisson_lshape", True), ("pinn", "poisson_jump_robin", True), ("pinn", "poisson_3d_layers", True),
+    ("ritz", "poisson_neumann_square", True), ("pinn", "poisson_neumann_square", True)])
+def test_gram_form_is_the_hessian_and_one_step_lands_on_the_minimiser(loss, problem_name, gauss):
+    net, ctx = linear_model_context(loss, problem_name, gauss)
     params = [p for p in net.parameters() if p.requires_grad]
     fn = LOSS_FUNCTIONS[loss]
     theta0 = torch.cat([p.detach().reshape(-1) for p in params])

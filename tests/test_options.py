@@ -18,7 +18,7 @@ from hrta_pde.poisson.settings import SolveConfig
     (lambda: RunOptions(dtype="float16"), "float16"),
     (lambda: SolveConfig(loss="sobol"), "unknown loss 'sobol'"),
     (lambda: SolveConfig(sampling=SamplingOptions(sampler="grid")),
-     "sampler='grid' is unknown: use 'random', 'uniform' or 'sobol'"),
+     "sampler='grid' is unknown: use 'auto', 'random', 'uniform', 'sobol' or 'gauss'"),
     (lambda: ApproxConfig.from_dict({"sampler": "sobol"}), "sampler='sobol' is unknown"),
     (lambda: ApproxConfig.from_dict({"net": "paper"}), "unknown key(s) ['net']"),
     (lambda: SolveConfig.from_dict({"widht": 8}), "unknown solver key(s) ['widht']"),
@@ -33,9 +33,9 @@ def test_flat_form_round_trips_and_fills_groups():
     cfg = SolveConfig.from_dict({"loss": " Ritz", "width": 32, "lr": 1, "seed": 3, "points": 50})
     assert cfg.loss == "ritz" and cfg.network == NetworkOptions(width=32)
     assert cfg.training.lr == 1.0 and isinstance(cfg.training.lr, float) and cfg.run.seed == 3
-    assert cfg.sampling == SamplingOptions(points=50)
+    assert cfg.sampling == SamplingOptions(points=50, sampler="auto")
     flat = cfg.to_dict()
-    assert list(flat) == list(SolveConfig.keys()) and flat["width"] == 32 and flat["sampler"] == "sobol"
+    assert list(flat) == list(SolveConfig.keys()) and flat["width"] == 32 and flat["sampler"] == "auto"
     assert SolveConfig.from_dict(flat) == cfg
     assert cfg.replace(depth=2) == dataclasses.replace(cfg, network=NetworkOptions(width=32, depth=2))
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -70,6 +70,26 @@ def test_resume_equals_uninterrupted_run_exactly(tmp_path):
     assert rest.history.switches == full.history.switches
 
 
+def test_gauss_ritz_run_with_robin_parts_resumes_bit_for_bit_from_its_saved_points(tmp_path):
+    problem = builtin_problem("poisson_jump_robin")
+    cfg = SolveConfig.from_dict(dict(loss="ritz", schedule="1:8@engd", width=8, points=400, boundary_points=80,
+                                     test_points=500, eval_every=2, checkpoint_every=2, device="cpu"))
+    full = solve(problem, cfg)
+    assert full.config.sampling.sampler == "gauss"
+    part = solve(problem, cfg, checkpoint_dir=tmp_path, stop_at=3)
+    assert part.metrics["status"] == "interrupted"
+    ck = load_checkpoint(tmp_path)
+    saved = ck["points"]
+    assert saved["weights"] is not None and float(saved["weights"].sum()) == pytest.approx(1.0)
+    # every field of the boundary sample, the Robin data and the quadrature weights too
+    assert {"neumann", "robin", "alpha", "a", "part", "weight"} <= set(saved["boundary"])
+    assert bool(saved["boundary"]["robin"].all()) and float(saved["boundary"]["weight"].sum()) == pytest.approx(4.0)
+    rest = solve(problem, cfg, checkpoint_dir=tmp_path, resume=ck)
+    for a, b in zip(full.net.state_dict().values(), rest.net.state_dict().values()):
+        assert torch.equal(a, b)
+    assert rest.history.column("loss") == full.history.column("loss")
+
+
 def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(tmp_path / "checkpoint.pt", {"value": 1})
 

@@ -75,9 +75,10 @@ def _new_solve(args):
     """``(problem, config)`` of a new solve: the problem file's settings and the flags."""
     from hrta_pde._backend import resolve_device
     from hrta_pde.limits import check_solve_size
+    from hrta_pde.poisson.solve import decide_sampling
 
     problem = _load(args.problem or "poisson_2d_sin")
-    cfg = _solver_config(args, problem)
+    cfg = decide_sampling(problem, _solver_config(args, problem))
     check_solve_size(cfg, problem.dim, resolve_device(cfg.run.device))
     return problem, cfg
 
@@ -170,10 +171,13 @@ def _cmd_compare(args) -> int:
 
         if args.problem is None:
             raise ValueError("compare needs a PROBLEM (a problem file or built-in name), or --resume RUN_DIR")
+        from hrta_pde.poisson.solve import decide_sampling
+
         problem = _load(args.problem)
         cfg = _solver_config(args, problem)
-        check_solve_size(cfg, problem.dim, resolve_device(cfg.run.device))
         losses = [s.strip() for s in (args.losses or "ritz,sobolev,pinn").split(",") if s.strip()]
+        sized = decide_sampling(problem, cfg.replace(loss=losses[0])) if losses else cfg  # compare's points
+        check_solve_size(sized, problem.dim, resolve_device(cfg.run.device))
         seeds = args.seeds or 3
         out = _claim(args, "compare", {"problem": problem.spec, "config": cfg.to_dict(), "losses": losses,
                                        "seeds": seeds, "reference": args.reference})

@@ -112,16 +112,18 @@ def _add_solver_flags(sp) -> None:
     sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 64)")
     sp.add_argument("--depth", type=_positive_int, default=None, help="hidden layers (default 1)")
     sp.add_argument("--phi", default=None, help="target activation phi: tanh (default), relu3, relu2, relu, sin")
-    sp.add_argument("--points", type=_positive_int, default=None, help="interior training points (default 1000)")
+    sp.add_argument("--points", type=_positive_int, default=None, help="interior training points (default 1000; 2500 with the gauss sampler)")
     sp.add_argument("--boundary-points", type=_positive_int, default=None,
                     help="boundary training points (default 200)")
-    sp.add_argument("--sampler", choices=["random", "uniform", "sobol"], default=None,
-                    help="training point sampler (default sobol: scrambled Sobol points)")
+    sp.add_argument("--sampler", choices=["auto", "random", "uniform", "sobol", "gauss"], default=None,
+                    help="training points: gauss (Gauss quadrature points with weights: boxes in 1-3 D "
+                    "and polygons), sobol (scrambled Sobol points), random, uniform (a grid), or auto "
+                    "(the default: gauss for the ritz loss where the domain has a rule, else sobol)")
     sp.add_argument("--beta", type=_float, default=None,
                     help="boundary weight (default 100 for ritz and pinn)")
     sp.add_argument("--hard-bc", action=argparse.BooleanOptionalAction, default=None,
                     help="impose the Dirichlet data exactly, u = g + phi*N, instead of the boundary "
-                    "penalty (intervals, boxes and balls; default: on for the pinn loss where it applies)")
+                    "penalty (default: on where it applies for the pinn loss, and for ritz on gauss points)")
     sp.add_argument("--test-points", type=_positive_int, default=None,
                     help="independent random test points for the errors (default 10000)")
     sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 10)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrta_pde.poisson.solve import Setup, SolveConfig, plan_solve, solve
+from hrta_pde.poisson.solve import Setup, SolveConfig, decide_sampling, plan_solve, solve
 
 COMPARE_STATE = "compare_state.json"
 
@@ -37,6 +37,8 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
 
     if seeds <= 0:
         raise ValueError(f"seeds={seeds} must be a positive integer")
+    if losses:  # one set of points for every loss: the first loss decides sampler="auto"
+        cfg = decide_sampling(problem, cfg.replace(loss=losses[0]))
     plans = [plan_solve(problem, cfg.replace(loss=name)) for name in losses]  # checked before any run
     names = [plan.config.loss for plan in plans]
     plans = dict(zip(names, plans))

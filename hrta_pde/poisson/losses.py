@@ -26,6 +26,11 @@ The per-point data sit on :class:`LossContext` as plain tensors: ``x`` (n, d), `
 
 For a pure-Neumann problem (``u`` determined up to a constant) the Ritz and PINN losses add
 ``gamma * mean(u)^2``: the solution with zero mean is selected.
+
+With quadrature weights (the sampler ``gauss``: ``LossContext(weights=...)`` and
+``boundary.weight``) every ``|Omega| mean(q)`` above is ``sum_i w_i q_i`` and every mean is the
+weighted mean ``sum_i w_i q_i / sum_i w_i`` (on boundary parts: over the part's points); without
+weights the formulas are the Monte Carlo means, computed as before.
 """
 from __future__ import annotations
 
@@ -53,21 +58,45 @@ def laplacian(grad_u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return lap
 
 
-def ritz_interior(u, grad_u, f, measure: float, a=None, creact=None) -> torch.Tensor:
+def integral(q: torch.Tensor, w: torch.Tensor | None, measure: float) -> torch.Tensor:
+    """``int q``: ``sum(w q)`` with quadrature weights ``w``, else ``measure * mean(q)``."""
+    return measure * q.mean() if w is None else (w * q).sum()
+
+
+def average(q: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """The mean of ``q`` over the points, weighted by ``w`` when given."""
+    return q.mean() if w is None else (w * q).sum() / w.sum()
+
+
+def part_sum(q: torch.Tensor, mask: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """``sum(mask q)``, or ``sum(w mask q)`` with weights: the numerator of a mean over one kind of
+    boundary point (divide by :func:`part_size`)."""
+    return (mask * q).sum() if w is None else (w * mask * q).sum()
+
+
+def part_size(mask: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """How many points ``mask`` selects (at least 1), or their total weight (at least ``tiny``)."""
+    if w is None:
+        return mask.sum().clamp(min=1)
+    return (w * mask).sum().clamp(min=torch.finfo(w.dtype).tiny)
+
+
+def ritz_interior(u, grad_u, f, measure: float, a=None, creact=None, w=None) -> torch.Tensor:
     """``|Omega| mean(0.5 a |grad u|^2 + 0.5 c u^2 - f u)``: the energy density integrated over
-    the domain (``a = None``: 1, ``creact = None``: 0, the terms are then left out)."""
+    the domain (``a = None``: 1, ``creact = None``: 0, the terms are then left out; ``w``:
+    quadrature weights, see :func:`integral`)."""
     dens = (grad_u**2).sum(dim=1)
     if a is not None:
         dens = a * dens
     dens = 0.5 * dens
     if creact is not None:
         dens = dens + 0.5 * creact * u**2
-    return measure * (dens - f * u).mean()
+    return integral(dens - f * u, w, measure)
 
 
-def robin_energy(u_b, alpha, robin_mask, boundary_measure: float) -> torch.Tensor:
+def robin_energy(u_b, alpha, robin_mask, boundary_measure: float, w=None) -> torch.Tensor:
     """``|dOmega| mean(0.5 1_R alpha u^2)`` ~ ``1/2 int_{Gamma_R} alpha u^2``."""
-    return boundary_measure * (0.5 * robin_mask * alpha * u_b**2).mean()
+    return integral(0.5 * robin_mask * alpha * u_b**2, w, boundary_measure)
 
 
 def operator_residual(u, grad_u, lap_u, f, a=None, grad_a=None, creact=None) -> torch.Tensor:
@@ -81,19 +110,21 @@ def operator_residual(u, grad_u, lap_u, f, a=None, grad_a=None, creact=None) -> 
     return r - f
 
 
-def dirichlet_penalty(u_b, g, dirichlet_mask, boundary_measure: float) -> torch.Tensor:
+def dirichlet_penalty(u_b, g, dirichlet_mask, boundary_measure: float, w=None) -> torch.Tensor:
     """``|dOmega| mean(1_D (u - g)^2)`` ~ ``int_{Gamma_D} (u - g)^2``."""
-    return boundary_measure * (dirichlet_mask * (u_b - g) ** 2).mean()
+    return integral(dirichlet_mask * (u_b - g) ** 2, w, boundary_measure)
 
 
-def neumann_work(u_b, h, neumann_mask, boundary_measure: float) -> torch.Tensor:
+def neumann_work(u_b, h, neumann_mask, boundary_measure: float, w=None) -> torch.Tensor:
     """``-|dOmega| mean(1_N h u)`` ~ ``-int_{Gamma_N} h u`` (the Neumann term of the energy)."""
-    return -boundary_measure * (neumann_mask * h * u_b).mean()
+    if w is None:
+        return -boundary_measure * (neumann_mask * h * u_b).mean()
+    return -integral(neumann_mask * h * u_b, w, boundary_measure)
 
 
-def mean_penalty(u) -> torch.Tensor:
+def mean_penalty(u, w=None) -> torch.Tensor:
     """``mean(u)^2``: fixes the free constant of a pure-Neumann problem (zero mean)."""
-    return u.mean() ** 2
+    return average(u, w) ** 2
 
 
 class LossContext:
@@ -102,8 +133,15 @@ class LossContext:
     Built once by the solver (data are evaluated once, not per iteration).
     """
 
-    def __init__(self, problem, x_in: torch.Tensor, boundary, *, beta: float, gamma: float = 1.0):
+    def __init__(self, problem, x_in: torch.Tensor, boundary, *, beta: float, gamma: float = 1.0,
+                 weights: torch.Tensor | None = None):
         self.problem = problem
+        # quadrature weights of the interior and boundary points (None: Monte Carlo means)
+        self.w = None if weights is None else weights.detach()
+        self.wb = getattr(boundary, "weight", None)
+        if (self.w is None) != (self.wb is None):
+            raise ValueError("quadrature weights are needed for both the interior points (weights=) "
+                             "and the boundary points (boundary.weight), or for neither")
         self.x = x_in.detach().requires_grad_(True)
         self.f = problem.f_torch(x_in).detach()
         self.b = boundary
@@ -154,17 +192,17 @@ def ritz_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
     u = net(c.x)[:, 0]
     terms = {"energy": ritz_interior(u, gradient(u, c.x), c.f, c.measure,
                                      c.a if c.has_coefficient else None,
-                                     c.creact if c.has_reaction else None)}
+                                     c.creact if c.has_reaction else None, c.w)}
     ub = net(c.xb)[:, 0] if (c.has_dirichlet or c.has_neumann or c.has_robin) else None
     if c.has_dirichlet:
-        terms["dirichlet"] = c.beta * dirichlet_penalty(ub, c.b.g, c.dmask, c.bmeasure)
+        terms["dirichlet"] = c.beta * dirichlet_penalty(ub, c.b.g, c.dmask, c.bmeasure, c.wb)
     if c.has_neumann or c.has_robin:
         flux = c.nmask + c.rmask if c.has_robin else c.nmask
-        terms["neumann"] = neumann_work(ub, c.b.h, flux, c.bmeasure)
+        terms["neumann"] = neumann_work(ub, c.b.h, flux, c.bmeasure, c.wb)
     if c.has_robin:
-        terms["robin"] = robin_energy(ub, c.b.alpha, c.rmask, c.bmeasure)
+        terms["robin"] = robin_energy(ub, c.b.alpha, c.rmask, c.bmeasure, c.wb)
     if c.pure_neumann:
-        terms["mean"] = c.gamma * mean_penalty(u)
+        terms["mean"] = c.gamma * mean_penalty(u, c.w)
     return terms
 
 
@@ -172,7 +210,8 @@ def sobolev_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
     """``mean(|u - u*|^2)`` and ``mean(|grad u - grad u*|^2)`` at the interior points."""
     u = net(c.x)[:, 0]
     g = gradient(u, c.x)
-    return {"value": ((u - c.u_star) ** 2).mean(), "gradient": ((g - c.grad_star) ** 2).sum(dim=1).mean()}
+    return {"value": average((u - c.u_star) ** 2, c.w),
+            "gradient": average(((g - c.grad_star) ** 2).sum(dim=1), c.w)}
 
 
 def pinn_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
@@ -186,32 +225,31 @@ def pinn_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
         res = operator_residual(u, grad_u, lap, c.f, c.a if c.has_coefficient else None,
                                 c.grad_a if c.has_coefficient else None,
                                 c.creact if c.has_reaction else None)
-        terms = {"residual": (res**2).mean()}
+        terms = {"residual": average(res**2, c.w)}
     else:
-        terms = {"residual": ((-lap - c.f) ** 2).mean()}
+        terms = {"residual": average((-lap - c.f) ** 2, c.w)}
     if c.has_dirichlet or c.has_neumann or c.has_robin:
         ub = net(c.xb)[:, 0]
-        n_d = c.dmask.sum().clamp(min=1)
         if c.has_dirichlet:
-            terms["dirichlet"] = c.beta * (c.dmask * (ub - c.b.g) ** 2).sum() / n_d
+            terms["dirichlet"] = c.beta * part_sum((ub - c.b.g) ** 2, c.dmask, c.wb) / part_size(c.dmask, c.wb)
         if c.has_neumann or c.has_robin:
             dudn = (gradient(ub, c.xb) * c.b.normal).sum(dim=1)
             if c.has_coefficient:
                 dudn = c.b.a * dudn
         if c.has_neumann:
-            terms["neumann"] = c.beta * (c.nmask * (dudn - c.b.h) ** 2).sum() / c.nmask.sum().clamp(min=1)
+            terms["neumann"] = c.beta * part_sum((dudn - c.b.h) ** 2, c.nmask, c.wb) / part_size(c.nmask, c.wb)
         if c.has_robin:
             r = dudn + c.b.alpha * ub - c.b.h
-            terms["robin"] = c.beta * (c.rmask * r**2).sum() / c.rmask.sum().clamp(min=1)
+            terms["robin"] = c.beta * part_sum(r**2, c.rmask, c.wb) / part_size(c.rmask, c.wb)
     if c.pure_neumann:
-        terms["mean"] = c.gamma * mean_penalty(u)
+        terms["mean"] = c.gamma * mean_penalty(u, c.w)
     return terms
 
 
 def l2_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
     """Plain supervised ``mean((u - u*)^2)`` at the interior points."""
     u = net(c.x)[:, 0]
-    return {"value": ((u - c.u_star) ** 2).mean()}
+    return {"value": average((u - c.u_star) ** 2, c.w)}
 
 
 # -- the function-space Hessian of each loss, as data (for the energy natural gradient) ------------
@@ -219,7 +257,23 @@ def l2_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
 # sum_k sum_i w_ki (L_k u)(x_i)^2 is the quadratic part of the loss written as (1/2) u^T H u, so
 # the weights are twice the loss's factors (the Ritz energy already carries its 1/2).
 def _mean_term(c: LossContext) -> list[GramTerm]:
-    return [GramTerm("mean", c.x, 2.0 * c.gamma, kind="mean")] if c.pure_neumann else []
+    if not c.pure_neumann:
+        return []
+    value = None if c.w is None else c.w / c.w.sum()  # the weighted mean's row
+    return [GramTerm("mean", c.x, 2.0 * c.gamma, kind="mean", value=value)]
+
+
+def _averaging(c: LossContext, factor: float) -> torch.Tensor:
+    """``factor`` times the interior weights of a mean: ``factor / n``, or ``factor w / sum(w)``."""
+    n = c.x.shape[0]
+    if c.w is None:
+        return torch.full((n,), factor / n, dtype=c.x.dtype)
+    return factor * c.w / c.w.sum()
+
+
+def _part_averaging(c: LossContext, factor: float, mask: torch.Tensor) -> torch.Tensor:
+    """``factor`` times the weights of a mean over one kind of boundary point (``mask``)."""
+    return factor * (mask if c.wb is None else c.wb * mask) / part_size(mask, c.wb)
 
 
 def _boundary_terms(c: LossContext, dirichlet_weight: torch.Tensor, fluxes: bool) -> list[GramTerm]:
@@ -230,32 +284,35 @@ def _boundary_terms(c: LossContext, dirichlet_weight: torch.Tensor, fluxes: bool
         terms.append(GramTerm("dirichlet", c.xb, dirichlet_weight, value=torch.ones_like(c.dmask)))
     flux = c.b.a[:, None] * c.b.normal if c.has_coefficient else c.b.normal
     if fluxes and c.has_neumann:
-        terms.append(GramTerm("neumann", c.xb, 2.0 * c.beta * c.nmask / c.nmask.sum().clamp(min=1), grad=flux))
+        terms.append(GramTerm("neumann", c.xb, _part_averaging(c, 2.0 * c.beta, c.nmask), grad=flux))
     if fluxes and c.has_robin:
-        terms.append(GramTerm("robin", c.xb, 2.0 * c.beta * c.rmask / c.rmask.sum().clamp(min=1), grad=flux,
+        terms.append(GramTerm("robin", c.xb, _part_averaging(c, 2.0 * c.beta, c.rmask), grad=flux,
                               value=c.b.alpha))
     return terms
 
 
 def ritz_gram(c: LossContext) -> list[GramTerm]:
-    """``int a |grad u|^2 + int c u^2 + int_R alpha u^2`` (weights ``|Omega| / n``, ``|dOmega| / nb``),
-    the penalty trace and the mean row."""
+    """``int a |grad u|^2 + int c u^2 + int_R alpha u^2`` (weights ``|Omega| / n``, ``|dOmega| / nb``,
+    or the quadrature weights), the penalty trace and the mean row."""
     n, nb = c.x.shape[0], c.xb.shape[0]
-    w = torch.full((n,), c.measure / n, dtype=c.x.dtype)
+    w = torch.full((n,), c.measure / n, dtype=c.x.dtype) if c.w is None else c.w
+    wb = c.bmeasure / nb if c.wb is None else c.wb
     terms = [GramTerm("energy", c.x, w * c.a if c.has_coefficient else w, kind="gradient")]
     if c.has_reaction:
         terms.append(GramTerm("reaction", c.x, w * c.creact, value=torch.ones(n, dtype=c.x.dtype)))
     if c.has_robin:
-        terms.append(GramTerm("robin", c.xb, c.bmeasure / nb * c.rmask * c.b.alpha,
+        terms.append(GramTerm("robin", c.xb, wb * c.rmask * c.b.alpha,
                               value=torch.ones(nb, dtype=c.x.dtype)))
-    terms += _boundary_terms(c, 2.0 * c.beta * c.bmeasure * c.dmask / nb, fluxes=False)
+    dirichlet = (2.0 * c.beta * c.bmeasure * c.dmask / nb if c.wb is None
+                 else 2.0 * c.beta * c.wb * c.dmask)
+    terms += _boundary_terms(c, dirichlet, fluxes=False)
     return terms + _mean_term(c)
 
 
 def sobolev_gram(c: LossContext) -> list[GramTerm]:
-    """Values and gradients at the interior points, weights ``2 / n``."""
+    """Values and gradients at the interior points, weights ``2 / n`` (or ``2 w / sum(w)``)."""
     n = c.x.shape[0]
-    w = torch.full((n,), 2.0 / n, dtype=c.x.dtype)
+    w = _averaging(c, 2.0)
     return [GramTerm("value", c.x, w, value=torch.ones(n, dtype=c.x.dtype)),
             GramTerm("gradient", c.x, w, kind="gradient")]
 
@@ -265,20 +322,18 @@ def pinn_gram(c: LossContext) -> list[GramTerm]:
     and Robin boundary operators."""
     n = c.x.shape[0]
     if c.has_coefficient or c.has_reaction:
-        residual = GramTerm("residual", c.x, torch.full((n,), 2.0 / n, dtype=c.x.dtype), lap=-c.a,
-                            grad=-c.grad_a, value=c.creact)
+        residual = GramTerm("residual", c.x, _averaging(c, 2.0), lap=-c.a, grad=-c.grad_a, value=c.creact)
     else:
-        residual = GramTerm("residual", c.x, torch.full((n,), 2.0 / n, dtype=c.x.dtype),
-                            lap=-torch.ones(n, dtype=c.x.dtype))
+        residual = GramTerm("residual", c.x, _averaging(c, 2.0), lap=-torch.ones(n, dtype=c.x.dtype))
     terms = [residual]
-    terms += _boundary_terms(c, 2.0 * c.beta * c.dmask / c.dmask.sum().clamp(min=1), fluxes=True)
+    terms += _boundary_terms(c, _part_averaging(c, 2.0 * c.beta, c.dmask), fluxes=True)
     return terms + _mean_term(c)
 
 
 def l2_gram(c: LossContext) -> list[GramTerm]:
-    """Values at the interior points, weights ``2 / n``."""
+    """Values at the interior points, weights ``2 / n`` (or ``2 w / sum(w)``)."""
     n = c.x.shape[0]
-    return [GramTerm("value", c.x, torch.full((n,), 2.0 / n, dtype=c.x.dtype), value=torch.ones(n, dtype=c.x.dtype))]
+    return [GramTerm("value", c.x, _averaging(c, 2.0), value=torch.ones(n, dtype=c.x.dtype))]
 
 
 GRAM_FORMS = {"ritz": ritz_gram, "sobolev": sobolev_gram, "pinn": pinn_gram, "l2": l2_gram}

@@ -134,6 +134,7 @@ class BoundaryBatch:
     alpha: torch.Tensor | None = None    # (n,) Robin coefficient (0 where not Robin)
     a: torch.Tensor | None = None        # (n,) diffusion coefficient at the points
     part: torch.Tensor | None = None     # (n,) int64 boundary part index
+    weight: torch.Tensor | None = None   # (n,) quadrature weights (None: |dOmega| / n each)
 
     def __post_init__(self):
         if self.robin is None:
@@ -408,6 +409,25 @@ class PoissonProblem:
             x, nrm, face = shape.uniform_boundary(self.boundary_measure / n)
         else:
             x, nrm, face = shape.boundary(n, Source(sampler, generator))
+        return self._boundary_batch(x, nrm, dtype, device)
+
+    def quadrature(self, n: int, n_boundary: int, *, dtype: torch.dtype | None = None, device=None):
+        """Gauss points with weights (:mod:`hrta_pde.poisson.quadrature`): ``(x, w, boundary)``, about
+        ``n`` interior points ``x`` (n, d) with weights ``w`` (n,) summing to :attr:`measure`, and
+        about ``n_boundary`` boundary points with their data and ``boundary.weight`` summing to
+        :attr:`boundary_measure`. A :class:`ProblemError` for a domain without a rule."""
+        from hrta_pde.poisson.quadrature import boundary_rule, interior_rule
+
+        n, n_boundary, dtype = check_count(n), check_count(n_boundary, "n_boundary"), check_dtype(dtype)
+        x, w = interior_rule(self.shape, max(1, n))
+        xb, nrm, _, wb = boundary_rule(self.shape, max(1, n_boundary))
+        batch = self._boundary_batch(xb, nrm, dtype, device)
+        batch.weight = torch.as_tensor(wb, dtype=dtype, device=device)
+        return (torch.as_tensor(x, dtype=dtype, device=device), torch.as_tensor(w, dtype=dtype, device=device),
+                batch)
+
+    def _boundary_batch(self, x: np.ndarray, nrm: np.ndarray, dtype, device) -> BoundaryBatch:
+        """The boundary data of each point ``x`` (outward normal ``nrm``) by its boundary part."""
         part = self.part_of(x) if len(x) else np.empty(0, np.int64)
         m = len(x)
         dirichlet, neumann, robin = (np.zeros(m, dtype=bool) for _ in range(3))

@@ -29,7 +29,8 @@ from hrta_pde.errors import SettingError, literal
 from hrta_pde.options import NetworkOptions
 from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext, check_loss
 from hrta_pde.poisson.metrics import evaluate
-from hrta_pde.poisson.settings import DEFAULT_BETA, SolveConfig
+from hrta_pde.poisson.settings import (AUTO_GAUSS_LOSSES, DEFAULT_BETA, DEFAULT_POINTS, DEFAULT_POINTS_OTHER,
+                                      SolveConfig)
 from hrta_pde.schedule import Schedule
 from hrta_pde.stages import Position, StageOptimizers
 from hrta_pde.train import Hooks, TrainResult, train
@@ -46,6 +47,33 @@ class Plan:
     hard_transform: object | None
 
 
+def decide_sampling(problem, cfg: SolveConfig) -> SolveConfig:
+    """``cfg`` with ``sampler="auto"`` and ``points=None`` decided for ``problem``: Gauss points for
+    the losses of ``AUTO_GAUSS_LOSSES`` where the domain has a rule, Sobol points otherwise; the
+    number of points from ``DEFAULT_POINTS``. A given sampler is checked against the domain
+    (``gauss`` has rules for boxes in 1-3 D and polygons only)."""
+    from hrta_pde.poisson.errors import ProblemError
+    from hrta_pde.poisson.quadrature import check_gauss
+
+    sampler = cfg.sampling.sampler
+    if sampler in ("auto", "gauss"):
+        try:
+            check_gauss(problem.shape)
+            has_rule = True
+        except ProblemError as err:
+            if sampler == "gauss":
+                raise SettingError(literal(str(err)).replace("sampler 'sobol'", "{sampler:=}sobol")) from None
+            has_rule = False
+        if sampler == "auto":
+            sampler = "gauss" if has_rule and cfg.loss in AUTO_GAUSS_LOSSES else "sobol"
+    points = cfg.sampling.points
+    if points is None:
+        points = DEFAULT_POINTS.get(sampler, DEFAULT_POINTS_OTHER)
+    if (sampler, points) == (cfg.sampling.sampler, cfg.sampling.points):
+        return cfg
+    return cfg.replace(sampler=sampler, points=points)
+
+
 def plan_solve(problem, cfg: SolveConfig) -> Plan:
     """Check ``cfg`` against ``problem`` (the loss, ``hard_bc``) and parse its schedule, once.
 
@@ -55,9 +83,11 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
     from hrta_pde.poisson.distance import DistanceError, hard_dirichlet
 
     check_loss(cfg.loss, problem, cfg.network.phi)
+    cfg = decide_sampling(problem, cfg)
     schedule = cfg.training.schedule(cfg.schedule_text)
     hard_bc, transform = cfg.hard_bc, None
-    if hard_bc is None and cfg.loss == "pinn":  # automatic: on for PINN where it applies
+    automatic = cfg.loss == "pinn" or (cfg.loss == "ritz" and cfg.sampling.sampler == "gauss")
+    if hard_bc is None and automatic:  # on where it applies: PINN, and Ritz on Gauss points
         try:
             transform = hard_dirichlet(problem)
         except DistanceError as err:
@@ -181,14 +211,22 @@ class Setup:
     """
 
     def __init__(self, problem, cfg: SolveConfig, points: dict | None = None):
+        cfg = decide_sampling(problem, cfg)
         self.problem, self.cfg, self.loss = problem, cfg, cfg.loss
         self.device, self.dtype = resolve_device(cfg.run.device), cfg.run.torch_dtype
         gen = torch.Generator().manual_seed(cfg.run.seed)
-        kw = dict(generator=gen, sampler=cfg.sampling.sampler, dtype=self.dtype, device=self.device)
-        self.x = problem.sample_interior(cfg.sampling.points, **kw)
-        self.boundary = problem.sample_boundary(cfg.sampling.boundary_points, **kw)
+        self.weights = None
+        if cfg.sampling.sampler == "gauss":
+            self.x, self.weights, self.boundary = problem.quadrature(
+                cfg.sampling.points, cfg.sampling.boundary_points, dtype=self.dtype, device=self.device)
+        else:
+            kw = dict(generator=gen, sampler=cfg.sampling.sampler, dtype=self.dtype, device=self.device)
+            self.x = problem.sample_interior(cfg.sampling.points, **kw)
+            self.boundary = problem.sample_boundary(cfg.sampling.boundary_points, **kw)
         if points is not None:  # resume: the very points of the interrupted run
             self.x = points["x"].to(self.device, self.dtype)
+            if points.get("weights") is not None:
+                self.weights = points["weights"].to(self.device, self.dtype)
             for name, value in points["boundary"].items():
                 setattr(self.boundary, name, value.to(self.device))
         test_gen = torch.Generator().manual_seed(cfg.run.seed + 7919)
@@ -196,12 +234,16 @@ class Setup:
                                               dtype=self.dtype, device=self.device)
         self.net = build_network(cfg.network, problem.dim, gen, self.dtype, self.device, points=self.x)
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
-        self.context = LossContext(problem, self.x, self.boundary, beta=beta)
+        self.context = LossContext(problem, self.x, self.boundary, beta=beta, weights=self.weights)
+
+    #: The fields of the boundary sample a checkpoint keeps (resume uses the very same data).
+    BOUNDARY_FIELDS = ("x", "normal", "dirichlet", "g", "h", "neumann", "robin", "alpha", "a", "part", "weight")
 
     def points_state(self) -> dict:
         b = self.boundary
-        return {"x": self.x.detach().cpu(), "boundary": {k: getattr(b, k).detach().cpu() for k in
-                                                         ("x", "normal", "dirichlet", "g", "h")}}
+        return {"x": self.x.detach().cpu(), "weights": None if self.weights is None else self.weights.detach().cpu(),
+                "boundary": {k: getattr(b, k).detach().cpu() for k in self.BOUNDARY_FIELDS
+                             if getattr(b, k, None) is not None}}
 
 
 def _restore(resume: dict, net, optimizers) -> tuple[History, Position]:

@@ -1,0 +1,147 @@
+"""Gauss quadrature of a domain and its boundary: points with weights (the sampler ``gauss``).
+
+A second-order optimizer minimises the *discrete* loss to round-off, so the discrete loss has to
+be the continuous one: with Monte Carlo or Sobol points the Deep Ritz energy of a network can sit
+below the exact minimum (the network fits the quadrature, benchmarks/README.md). Gauss rules
+integrate smooth integrands to many digits with few points:
+
+* boxes in 1 to 3 dimensions: composite Gauss-Legendre, ``GAUSS_ORDER`` points per cell and axis,
+  on a grid of equal cells (a coefficient that jumps on a cell face, such as ``where(x < 0.5, ..)``
+  with an even number of cells, is integrated exactly piece by piece); each face of the box gets
+  the same rule in one dimension fewer (the two end points in 1-D);
+* polygons: a triangle mesh of the polygon (:func:`hrta_pde.poisson.mesh.mesh_shape`) with the
+  7-point degree-5 rule on each triangle (positive weights); each edge a composite Gauss-Legendre
+  rule.
+
+The weights sum to the measure of the domain (of the boundary). Other domains (balls, CSG
+combinations, more than 3 dimensions) have no rule here: :func:`check_gauss` refuses them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hrta_pde.poisson.errors import ProblemError
+
+__all__ = ["GAUSS_ORDER", "check_gauss", "interior_rule", "boundary_rule"]
+
+#: Gauss-Legendre points per cell and axis of a box (exact for polynomials of degree 9 per cell).
+GAUSS_ORDER = 5
+_MAX_DIM = 3
+_TRIANGLE_DEGREE = 5
+
+
+def _gauss_01(q: int) -> tuple[np.ndarray, np.ndarray]:
+    t, w = np.polynomial.legendre.leggauss(q)
+    return (t + 1.0) / 2.0, w / 2.0
+
+
+def _axis_rule(lo: float, hi: float, m: int, q: int = GAUSS_ORDER) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre on ``[lo, hi]`` with about ``m`` points: ``round(m / q)`` equal cells
+    of ``q`` points (``m`` points in one cell when ``m < q``)."""
+    q = max(1, min(q, m))
+    cells = max(1, round(m / q))
+    t, w = _gauss_01(q)
+    edges = np.linspace(lo, hi, cells + 1)
+    h = np.diff(edges)
+    x = (edges[:-1, None] + h[:, None] * t[None, :]).reshape(-1)
+    return x, (h[:, None] * w[None, :]).reshape(-1)
+
+
+def _tensor(axes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    xs = np.meshgrid(*[a[0] for a in axes], indexing="ij")
+    ws = np.meshgrid(*[a[1] for a in axes], indexing="ij")
+    return np.stack([x.reshape(-1) for x in xs], axis=1), np.prod([w.reshape(-1) for w in ws], axis=0)
+
+
+def check_gauss(shape) -> None:
+    """Refuse a shape without a Gauss rule here, naming what has one and what to use instead."""
+    from hrta_pde.poisson.geometry import Box, Polygon
+
+    if isinstance(shape, Box) and shape.dim <= _MAX_DIM or isinstance(shape, Polygon):
+        return
+    what = (f"a {shape.dim}-D box" if isinstance(shape, Box)
+            else f"a {type(shape).__name__.lower()} domain")
+    raise ProblemError(f"sampler 'gauss' has no rule for {what}: it integrates boxes in 1 to "
+                       f"{_MAX_DIM} dimensions and polygons; use sampler 'sobol'")
+
+
+def _box_interior(box, n: int):
+    m = max(1, round(n ** (1.0 / box.dim)))
+    return _tensor([_axis_rule(box.lo[i], box.hi[i], m) for i in range(box.dim)])
+
+
+def _box_boundary(box, n: int):
+    """Each face gets a rule in ``d - 1`` dimensions with about ``n * area / |dOmega|`` points."""
+    d = box.dim
+    xs, ns, faces, ws = [], [], [], []
+    for face in range(2 * d):
+        axis, upper = face // 2, face % 2 == 1
+        if d == 1:
+            free, w = np.empty((1, 0)), np.ones(1)
+        else:
+            share = max(1.0, n * box.face_area[face] / box.boundary_measure)
+            m = max(1, round(share ** (1.0 / (d - 1))))
+            others = [j for j in range(d) if j != axis]
+            free, w = _tensor([_axis_rule(box.lo[j], box.hi[j], m) for j in others])
+        x = np.empty((len(w), d))
+        x[:, [j for j in range(d) if j != axis]] = free
+        x[:, axis] = box.hi[axis] if upper else box.lo[axis]
+        normal = np.zeros((len(w), d))
+        normal[:, axis] = 1.0 if upper else -1.0
+        xs.append(x), ns.append(normal), ws.append(w), faces.append(np.full(len(w), face, np.int64))
+    return np.concatenate(xs), np.concatenate(ns), np.concatenate(faces), np.concatenate(ws)
+
+
+def _triangle_rule():
+    from skfem.quadrature import get_quadrature
+    from skfem.refdom import RefTri
+
+    ref, w = get_quadrature(RefTri, _TRIANGLE_DEGREE)
+    assert (w > 0).all()
+    return ref, w
+
+
+def _polygon_interior(poly, n: int):
+    from hrta_pde.poisson.mesh import mesh_shape
+
+    ref, wref = _triangle_rule()
+    triangles = max(2.0, n / len(wref))
+    mesh = mesh_shape(poly, math.sqrt(2.0 * poly.measure / triangles))
+    p, t = mesh.points[:, :2], mesh.cells[0].data
+    a, b, c = p[t[:, 0]], p[t[:, 1]], p[t[:, 2]]
+    e1, e2 = b - a, c - a
+    det = np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    x = a[:, None, :] + ref[0][None, :, None] * e1[:, None, :] + ref[1][None, :, None] * e2[:, None, :]
+    w = det[:, None] * wref[None, :]
+    return x.reshape(-1, 2), w.reshape(-1) * (poly.measure / w.sum())  # exact area, not the mesh's sum
+
+
+def _polygon_boundary(poly, n: int):
+    xs, ns, ws = [], [], []
+    for a, edge, length, normal in zip(poly._a, poly._edge, poly._len, poly._normals):
+        m = max(GAUSS_ORDER, round(n * length / poly.boundary_measure))
+        t, w = _axis_rule(0.0, 1.0, m)
+        xs.append(a + t[:, None] * edge)
+        ns.append(np.repeat(normal[None, :], len(t), axis=0))
+        ws.append(w * length)
+    x = np.concatenate(xs)
+    return x, np.concatenate(ns), np.full(len(x), -1, np.int64), np.concatenate(ws)
+
+
+def interior_rule(shape, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """About ``n`` interior Gauss points of ``shape`` and their weights (summing to its measure)."""
+    from hrta_pde.poisson.geometry import Box
+
+    check_gauss(shape)
+    return _box_interior(shape, n) if isinstance(shape, Box) else _polygon_interior(shape, n)
+
+
+def boundary_rule(shape, n: int):
+    """About ``n`` boundary Gauss points: ``(x, normal, face, weight)``, the weights summing to the
+    boundary measure (faces labelled as :meth:`hrta_pde.poisson.geometry.Shape.boundary`)."""
+    from hrta_pde.poisson.geometry import Box
+
+    check_gauss(shape)
+    return _box_boundary(shape, n) if isinstance(shape, Box) else _polygon_boundary(shape, n)

@@ -1,0 +1,168 @@
+"""Gauss quadrature of domains and boundaries (sampler ``gauss``): exactness on polynomials against
+closed forms, points where they belong, weighted losses against hand sums, the automatic choice."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hrta_pde.errors import SettingError
+from hrta_pde.poisson.catalog import builtin_problem
+from hrta_pde.poisson.errors import ProblemError
+from hrta_pde.poisson.geometry import Ball, Box, Polygon
+from hrta_pde.poisson.losses import LossContext, pinn_loss, ritz_loss, sobolev_loss
+from hrta_pde.poisson.quadrature import boundary_rule, check_gauss, interior_rule
+from hrta_pde.poisson.solve import SolveConfig, decide_sampling, plan_solve
+from hrta_pde.poisson.spec import problem_from_dict
+
+T = torch.float64
+
+
+def _box_monomial(lo, hi, powers):
+    """int over the box of prod x_i^p_i, in closed form."""
+    return math.prod((b ** (p + 1) - a ** (p + 1)) / (p + 1) for a, b, p in zip(lo, hi, powers))
+
+
+@pytest.mark.parametrize("lo,hi,n", [([-1.0], [2.0], 12), ([0.0, -1.0], [2.0, 0.5], 400),
+                                     ([0.0, 0.0, -1.0], [1.0, 2.0, 1.0], 3000)])
+def test_box_rule_integrates_degree_9_per_cell_exactly(lo, hi, n):
+    box = Box(lo, hi)
+    x, w = interior_rule(box, n)
+    assert (box.classify(x) == -1).all() and (w > 0).all()
+    assert 0.5 * n <= len(x) <= 2 * n
+    assert w.sum() == pytest.approx(box.measure, rel=1e-14)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        powers = rng.integers(0, 10, size=len(lo))
+        exact = _box_monomial(lo, hi, powers)
+        assert (w * np.prod(x**powers, axis=1)).sum() == pytest.approx(exact, rel=1e-12, abs=1e-13)
+
+
+def test_box_boundary_rule_integrates_each_face_and_has_exact_normals():
+    box = Box([0.0, -1.0, 0.5], [1.0, 2.0, 1.0])
+    x, normal, face, w = boundary_rule(box, 600)
+    assert (box.classify(x) == 0).all() and (w > 0).all()
+    assert np.allclose(normal, box.normal(x))
+    assert w.sum() == pytest.approx(box.boundary_measure, rel=1e-14)
+    # int over the boundary of x^2 y^3 z^4 equals the sum of the face integrals (closed forms)
+    exact = 0.0
+    for k in range(6):
+        axis, upper = k // 2, k % 2 == 1
+        lo, hi, powers = list(box.lo), list(box.hi), [2, 3, 4]
+        value = box.hi[axis] if upper else box.lo[axis]
+        factor = value ** powers[axis]
+        del lo[axis], hi[axis], powers[axis]
+        exact += factor * _box_monomial(lo, hi, powers)
+        assert set(np.unique(face[np.isclose(x[:, axis], value) & (normal[:, axis] != 0)])) == {k}
+    assert (w * x[:, 0] ** 2 * x[:, 1] ** 3 * x[:, 2] ** 4).sum() == pytest.approx(exact, rel=1e-12)
+    # 1-D: the two end points with weight 1
+    x1, n1, _, w1 = boundary_rule(Box([-1.0], [3.0]), 10)
+    assert x1[:, 0].tolist() == [-1.0, 3.0] and n1[:, 0].tolist() == [-1.0, 1.0] and w1.tolist() == [1.0, 1.0]
+
+
+def test_polygon_rule_integrates_polynomials_on_the_lshape_and_its_edges():
+    lshape = builtin_problem("poisson_lshape").shape
+    x, w = interior_rule(lshape, 3000)
+    assert (lshape.classify(x) == -1).all() and (w > 0).all()
+    assert w.sum() == pytest.approx(3.0, rel=1e-13)
+    # the L-shape is [-1,1]^2 without the square [0,1]x[-1,0]
+    def integral(px, py):
+        full = _box_monomial([-1, -1], [1, 1], [px, py])
+        return full - _box_monomial([0, -1], [1, 0], [px, py])
+    for px, py in [(0, 0), (2, 0), (4, 1), (3, 2), (5, 0)]:  # total degree <= 5: the rule's degree
+        assert (w * x[:, 0] ** px * x[:, 1] ** py).sum() == pytest.approx(integral(px, py), rel=1e-12, abs=1e-13)
+    xb, nb, _, wb = boundary_rule(lshape, 400)
+    assert (lshape.classify(xb) == 0).all() and np.allclose(nb, lshape.normal(xb))
+    assert wb.sum() == pytest.approx(8.0, rel=1e-14)
+    # int over the boundary of x^2: each edge in closed form, (-1,-1)(0,-1)(0,0)(1,0)(1,1)(-1,1)
+    exact = 1 / 3 + 0 + 1 / 3 + 1 + 2 / 3 + 2
+    assert (wb * xb[:, 0] ** 2).sum() == pytest.approx(exact, rel=1e-12)
+
+
+def test_a_triangle_and_a_clockwise_polygon_get_the_same_rule_quality():
+    tri = Polygon([[0.0, 0.0], [0.0, 2.0], [3.0, 0.0]])  # clockwise
+    x, w = interior_rule(tri, 500)
+    assert w.sum() == pytest.approx(3.0, rel=1e-13)
+    # int over the triangle of x y = a^2 b^2 / 24 for legs a = 3, b = 2
+    assert (w * x[:, 0] * x[:, 1]).sum() == pytest.approx(9 * 4 / 24, rel=1e-12)
+
+
+@pytest.mark.parametrize("shape", [Ball([0.0, 0.0], 1.0), Box([0.0] * 4, [1.0] * 4)])
+def test_shapes_without_a_rule_are_refused_with_the_alternative(shape):
+    with pytest.raises(ProblemError, match="sampler 'gauss' has no rule for .*use sampler 'sobol'"):
+        check_gauss(shape)
+
+
+def test_gauss_for_a_disk_is_a_setting_error_naming_the_sampler():
+    with pytest.raises(SettingError, match="no rule for a ball domain.*use sampler=sobol"):
+        plan_solve(builtin_problem("poisson_disk"), SolveConfig(loss="ritz").replace(sampler="gauss"))
+
+
+def _context(problem, n=300, nb=120):
+    x, w, b = problem.quadrature(n, nb, dtype=T)
+    return LossContext(problem, x, b, beta=3.0, weights=w), x, w, b
+
+
+def test_weighted_losses_are_the_quadrature_sums():
+    p = problem_from_dict({"domain": {"type": "rectangle", "xmin": [0.0, 0.0], "xmax": [2.0, 1.0]},
+                           "solution": {"u": "sin(x)*y", "a": "1 + x", "c": "2"},
+                           "boundary": {"type": "dirichlet",
+                                        "x_max": {"type": "robin", "alpha": "3"},
+                                        "y_min": {"type": "neumann"}}})
+    ctx, x, w, b = _context(p)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1)).to(T)
+    xr, xb = x.clone().requires_grad_(True), b.x.clone().requires_grad_(True)
+    u, ub = net(xr)[:, 0], net(xb)[:, 0]
+    (gu,) = torch.autograd.grad(u.sum(), xr, create_graph=True)
+    a, c, f = 1 + x[:, 0], torch.full_like(w, 2.0), p.f_torch(x)
+    d, n_, r = b.dirichlet.to(T), b.neumann.to(T), b.robin.to(T)
+    assert d.any() and n_.any() and r.any()
+    wb = b.weight
+    expected = {"energy": (w * (0.5 * a * (gu**2).sum(1) + 0.5 * c * u**2 - f * u)).sum(),
+                "dirichlet": 3.0 * (wb * d * (ub - b.g) ** 2).sum(),
+                "neumann": -(wb * (n_ + r) * b.h * ub).sum(),
+                "robin": (wb * 0.5 * r * 3.0 * ub**2).sum()}
+    got = ritz_loss(net, ctx)
+    assert set(got) == set(expected)
+    for k in expected:
+        assert float(got[k]) == pytest.approx(float(expected[k]), rel=1e-12), k
+    ustar, gstar = p.u_torch(x), p.grad_u_torch(x)
+    sob = sobolev_loss(net, ctx)
+    assert float(sob["value"]) == pytest.approx(float((w * (u - ustar) ** 2).sum() / 2.0), rel=1e-12)
+    assert float(sob["gradient"]) == pytest.approx(float((w * ((gu - gstar) ** 2).sum(1)).sum() / 2.0), rel=1e-12)
+    (gb,) = torch.autograd.grad(ub.sum(), xb, create_graph=True)
+    dudn = (1 + b.x[:, 0]) * (gb * b.normal).sum(1)
+    pinn = pinn_loss(net, ctx)
+    assert float(pinn["dirichlet"]) == pytest.approx(float(3.0 * (wb * d * (ub - b.g) ** 2).sum() / (wb * d).sum()))
+    assert float(pinn["neumann"]) == pytest.approx(float(3.0 * (wb * n_ * (dudn - b.h) ** 2).sum() / (wb * n_).sum()))
+    rob = dudn + 3.0 * ub - b.h
+    assert float(pinn["robin"]) == pytest.approx(float(3.0 * (wb * r * rob**2).sum() / (wb * r).sum()))
+
+
+def test_weights_are_needed_inside_and_on_the_boundary_together():
+    p = builtin_problem("poisson_2d_sin")
+    x, w, b = p.quadrature(100, 40, dtype=T)
+    with pytest.raises(ValueError, match="for both the interior points"):
+        LossContext(p, x, b, beta=1.0)
+
+
+def test_the_exact_ritz_energy_is_the_quadrature_energy_of_the_exact_solution():
+    """On Gauss points the discrete energy of u* = sin(pi x) sin(pi y) is -pi^2/4 to 1e-12."""
+    p = builtin_problem("poisson_2d_sin")
+    ctx, *_ = _context(p, n=2500)
+    energy = ritz_loss(lambda z: p.u_torch(z)[:, None], ctx)["energy"]
+    assert float(energy) == pytest.approx(-math.pi**2 / 4, rel=1e-12)
+
+
+def test_auto_sampling_is_gauss_for_ritz_where_a_rule_exists():
+    square, disk = builtin_problem("poisson_2d_sin"), builtin_problem("poisson_disk")
+    ritz = decide_sampling(square, SolveConfig(loss="ritz"))
+    assert (ritz.sampling.sampler, ritz.sampling.points) == ("gauss", 2500)
+    assert plan_solve(square, SolveConfig(loss="ritz")).config.hard_bc is True
+    pinn = decide_sampling(square, SolveConfig(loss="pinn"))
+    assert (pinn.sampling.sampler, pinn.sampling.points) == ("sobol", 1000)
+    on_disk = plan_solve(disk, SolveConfig(loss="ritz")).config
+    assert (on_disk.sampling.sampler, on_disk.sampling.points, on_disk.hard_bc) == ("sobol", 1000, False)
+    given = decide_sampling(square, SolveConfig(loss="ritz").replace(points=700, sampler="random"))
+    assert (given.sampling.sampler, given.sampling.points) == ("random", 700)
