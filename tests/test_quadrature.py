@@ -166,3 +166,16 @@ def test_auto_sampling_is_gauss_for_ritz_where_a_rule_exists():
     assert (on_disk.sampling.sampler, on_disk.sampling.points, on_disk.hard_bc) == ("sobol", 1000, False)
     given = decide_sampling(square, SolveConfig(loss="ritz").replace(points=700, sampler="random"))
     assert (given.sampling.sampler, given.sampling.points) == ("random", 700)
+
+
+def test_automatic_exact_dirichlet_data_skips_trimmed_segments_for_pinn_only():
+    """PINN needs Laplace phi, unbounded at the ends of a trimmed segment (the L-shape's re-entrant
+    corner): there the automatic choice is the penalty; Ritz (first derivatives) keeps the exact data."""
+    lshape = problem_from_dict({"domain": {"type": "lshape"}, "solution": {"f": "1"},
+                                "boundary": {"type": "dirichlet", "g": "0"}})
+    assert plan_solve(lshape, SolveConfig(loss="pinn")).config.hard_bc is False
+    assert plan_solve(lshape, SolveConfig(loss="pinn", hard_bc=True)).config.hard_bc is True
+    ritz = plan_solve(lshape, SolveConfig(loss="ritz")).config
+    assert (ritz.sampling.sampler, ritz.hard_bc) == ("gauss", True)
+    # lines and circles only (the square's sides do not cut the domain): smooth, exact data for PINN
+    assert plan_solve(builtin_problem("poisson_square_holes"), SolveConfig(loss="pinn")).config.hard_bc is True

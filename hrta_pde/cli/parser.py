@@ -123,7 +123,8 @@ def _add_solver_flags(sp) -> None:
                     help="boundary weight (default 100 for ritz and pinn)")
     sp.add_argument("--hard-bc", action=argparse.BooleanOptionalAction, default=None,
                     help="impose the Dirichlet data exactly, u = g + phi*N, instead of the boundary "
-                    "penalty (default: on where it applies for the pinn loss, and for ritz on gauss points)")
+                    "penalty (default: on where it applies for ritz on gauss points, and for pinn unless an edge's "
+                    "line cuts the domain, as at the L-shape's re-entrant corner)")
     sp.add_argument("--test-points", type=_positive_int, default=None,
                     help="independent random test points for the errors (default 10000)")
     sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 10)")

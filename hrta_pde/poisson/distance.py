@@ -206,11 +206,14 @@ class HardDirichlet:
     the Dirichlet data on the Dirichlet parts. Calling ``transform(x, out)`` with the network's
     output ``out`` (n, 1) gives ``g_ext(x)[:, None] + phi(x)[:, None] * out`` (for
     ``net.apply_output_transform``). ``kind`` is ``"box"``, ``"ball"`` (the product formulas of
-    earlier versions, kept for pure Dirichlet problems on those) or ``"adf"``.
+    earlier versions, kept for pure Dirichlet problems on those) or ``"adf"``. ``smooth``: no trimmed
+    segment among the pieces (an edge whose line cuts the domain, as at the re-entrant corner of
+    the L-shape): the second derivatives of a trimmed segment's distance are unbounded at its ends.
     """
 
-    def __init__(self, phi_fn, groups, kind, scale=1.0):
+    def __init__(self, phi_fn, groups, kind, scale=1.0, smooth=True):
         self._phi_fn, self._groups, self.kind, self.scale = phi_fn, groups, kind, float(scale)
+        self.smooth = bool(smooth)
 
     def phi(self, x: torch.Tensor) -> torch.Tensor:
         return self._phi_fn(x) * self.scale if self.scale != 1.0 else self._phi_fn(x)
@@ -317,4 +320,4 @@ def hard_dirichlet(problem) -> HardDirichlet:
 
     top = float(phi(x).max())
     scale = 1.0 / top if top > 0 and math.isfinite(top) else 1.0
-    return HardDirichlet(phi, groups, "adf", scale)
+    return HardDirichlet(phi, groups, "adf", scale, smooth=not any(isinstance(p, Segment) for p in order))

@@ -64,8 +64,11 @@ class SolveConfig(Config):
     (``AUTO_GAUSS_LOSSES``, ``DEFAULT_POINTS``) when a solve is planned.
     ``schedule``: stage text, None for ``DEFAULT_SCHEDULE[loss]``; ``beta``: boundary weight, None
     for ``DEFAULT_BETA[loss]``; ``hard_bc``: impose Dirichlet data exactly, ``u = g + phi * N``; None:
-    on wherever it applies for the PINN loss, and for the Ritz loss on Gauss points; off otherwise
-    (the Ritz loss on Sobol points was seen to overfit the quadrature: 1-D, 400 points). ``engd_damping``: mu of
+    on wherever it applies for the Ritz loss on Gauss points, and for the PINN loss unless the
+    distance function has a trimmed segment (an edge whose line cuts the domain, as at the L-shape's
+    re-entrant corner: its Laplacian is unbounded there; PINN on the L-shape reached 1.2e-2 with the
+    exact data against 2.1e-7 with the penalty, benchmarks/README.md); off otherwise (the Ritz loss
+    on Sobol points was seen to overfit the quadrature: 1-D, 400 points). ``engd_damping``: mu of
     ``(G + mu I)^+ grad`` for the line search (0: the pseudo-inverse); ``engd_method``:
     ``"linesearch"`` (grid of step sizes) or ``"lm"`` (Levenberg-Marquardt); ``engd_rtol``: an
     engd stage ends after a step that lowers the loss by less than this fraction of it (None:

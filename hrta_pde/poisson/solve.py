@@ -93,6 +93,8 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
         except DistanceError as err:
             if err.reason is None:
                 raise
+        if cfg.loss == "pinn" and transform is not None and not transform.smooth:
+            transform = None  # the residual needs Laplace phi, unbounded at the corners of an ADF
         hard_bc = transform is not None
     elif hard_bc:
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
