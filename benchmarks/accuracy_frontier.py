@@ -84,8 +84,8 @@ def run_case(problem_name: str, settings: dict, eval_every: int, seed: int) -> d
     curve = [(times.get(e["iteration"], seconds), e["rel_l2"]) for e in ev]
     m = res.metrics
     return {"problem": problem_name, "loss": res.config.loss, "schedule": res.config.schedule,
-            "net": f"{res.config.phi} {res.config.depth}x{res.config.width}",
-            "points": f"{res.config.sampler} {res.config.points}",
+            "net": f"{res.config.network.phi} {res.config.network.depth}x{res.config.network.width}",
+            "points": f"{res.config.sampling.sampler} {res.config.sampling.points}",
             "rel_l2": m["rel_l2"], "rel_h1_semi": m["rel_h1_semi"], "seconds": seconds,
             "iterations": m["iterations"], "status": m["status"], "curve": curve}
 

@@ -166,6 +166,13 @@ def test_auto_sampling_is_gauss_for_ritz_where_a_rule_exists():
     assert (on_disk.sampling.sampler, on_disk.sampling.points, on_disk.hard_bc) == ("sobol", 1000, False)
     given = decide_sampling(square, SolveConfig(loss="ritz").replace(points=700, sampler="random"))
     assert (given.sampling.sampler, given.sampling.points) == ("random", 700)
+    # 8 Gauss points per parameter: two layers of 32 have 2*32 + 32 + 32*32 + 32 + 32 + 1 = 1185
+    deeper = decide_sampling(square, SolveConfig(loss="ritz").replace(depth=2, width=32))
+    assert (deeper.sampling.sampler, deeper.sampling.points) == ("gauss", 8 * 1185)
+    # 3-D: Sobol unless asked (the affordable rule was fitted by the network)
+    cube = builtin_problem("poisson_3d_layers")
+    assert decide_sampling(cube, SolveConfig(loss="ritz")).sampling.sampler == "sobol"
+    assert decide_sampling(cube, SolveConfig(loss="ritz").replace(sampler="gauss")).sampling.points == 8 * 321
 
 
 def test_automatic_exact_dirichlet_data_skips_trimmed_segments_for_pinn_only():

@@ -112,7 +112,7 @@ def _add_solver_flags(sp) -> None:
     sp.add_argument("--width", type=_positive_int, default=None, help="hidden width (default 64)")
     sp.add_argument("--depth", type=_positive_int, default=None, help="hidden layers (default 1)")
     sp.add_argument("--phi", default=None, help="target activation phi: tanh (default), relu3, relu2, relu, sin")
-    sp.add_argument("--points", type=_positive_int, default=None, help="interior training points (default 1000; 2500 with the gauss sampler)")
+    sp.add_argument("--points", type=_positive_int, default=None, help="interior training points (default 1000; gauss: 8 per network parameter, at least 2500)")
     sp.add_argument("--boundary-points", type=_positive_int, default=None,
                     help="boundary training points (default 200)")
     sp.add_argument("--sampler", choices=["auto", "random", "uniform", "sobol", "gauss"], default=None,

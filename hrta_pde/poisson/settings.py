@@ -32,20 +32,26 @@ DEFAULT_SCHEDULE = {"sobolev": "1:200@engd", "l2": "1:200@engd", "ritz": "1:200@
 #: README.md). The Ritz energy is not near 0 at its minimum, so its stages run until no step lowers it.
 DEFAULT_ENGD_RTOL = {"sobolev": 1e-3, "l2": 1e-3, "ritz": 0.0, "pinn": 1e-3}
 
-#: ``sampler="auto"``: Gauss quadrature for the Ritz loss where the domain has a rule (boxes in 1-3
-#: dimensions, polygons), Sobol points otherwise. The Ritz energy is not a least-squares loss: on
-#: Sobol points the energy natural gradient found networks whose discrete energy lay below the exact
-#: minimum (poisson_2d_sin: relative L2 2.5e-2); on 50 x 50 Gauss points with the exact Dirichlet
-#: data it reached 2.5e-7 in 6 s (benchmarks/README.md, "Gauss quadrature"). PINN stayed better on
-#: Sobol points (2.5e-8 against 8.8e-8 on Gauss points).
+#: ``sampler="auto"``: Gauss quadrature for the Ritz loss in 1-D and 2-D where the domain has a rule
+#: (intervals, rectangles, polygons), Sobol points otherwise. The Ritz energy is not a least-squares
+#: loss: on Sobol points the energy natural gradient found networks whose discrete energy lay below
+#: the exact minimum (poisson_2d_sin: relative L2 2.5e-2); on 50 x 50 Gauss points with the exact
+#: Dirichlet data it reached 1.9e-7 .. 2.9e-7 in 5-10 s over 5 seeds (benchmarks/README.md, "Gauss
+#: quadrature"). In 3-D the rule affordable here (15 points per axis) was fitted too
+#: (poisson_3d_layers: 0.49 against 0.14 on Sobol points). PINN stayed better on Sobol points
+#: (2.5e-8 against 8.8e-8 on Gauss points).
 AUTO_GAUSS_LOSSES = ("ritz",)
+AUTO_GAUSS_MAX_DIM = 2
 
-#: ``points=None``: interior training points by sampler. The Gauss rule needs more points than
-#: the network can fit between them: 35 x 35 points let the Ritz energy fall below the exact
-#: minimum on poisson_2d_sin (seed 0: relative L2 0.54 after 200 steps), 40 x 40 and 50 x 50 did
-#: not (1.5e-7 .. 2.9e-7, seeds 0-2).
-DEFAULT_POINTS = {"gauss": 2500}
+#: ``points=None``: interior training points. Sobol: 1000. Gauss: at least 2500 and 8 per network
+#: parameter, so that the network cannot fit the energy between the points: on poisson_2d_sin the
+#: Ritz energy fell below the exact minimum with 35 x 35 points for one layer of 64 (257 parameters;
+#: relative L2 0.54 after 200 steps) and with 50 x 50 for two layers of 32 (1185 parameters: 0.53);
+#: 40 x 40 and 50 x 50 (one layer) and 100 x 100 (two layers) did not (1.5e-7 .. 2.9e-7).
 DEFAULT_POINTS_OTHER = 1000
+GAUSS_POINTS_MIN = 2500
+GAUSS_POINTS_PER_PARAMETER = 8
+GAUSS_POINTS_MAX = 100_000  # a network too large for the rule is then refused by its size, not by the points
 
 #: Default boundary weights: the Ritz penalty multiplies an integral over the boundary, the PINN
 #: weight a mean of squared boundary residuals.

@@ -29,8 +29,8 @@ from hrta_pde.errors import SettingError, literal
 from hrta_pde.options import NetworkOptions
 from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext, check_loss
 from hrta_pde.poisson.metrics import evaluate
-from hrta_pde.poisson.settings import (AUTO_GAUSS_LOSSES, DEFAULT_BETA, DEFAULT_POINTS, DEFAULT_POINTS_OTHER,
-                                      SolveConfig)
+from hrta_pde.poisson.settings import (AUTO_GAUSS_LOSSES, AUTO_GAUSS_MAX_DIM, DEFAULT_BETA, DEFAULT_POINTS_OTHER,
+                                      GAUSS_POINTS_MAX, GAUSS_POINTS_MIN, GAUSS_POINTS_PER_PARAMETER, SolveConfig)
 from hrta_pde.schedule import Schedule
 from hrta_pde.stages import Position, StageOptimizers
 from hrta_pde.train import Hooks, TrainResult, train
@@ -49,9 +49,11 @@ class Plan:
 
 def decide_sampling(problem, cfg: SolveConfig) -> SolveConfig:
     """``cfg`` with ``sampler="auto"`` and ``points=None`` decided for ``problem``: Gauss points for
-    the losses of ``AUTO_GAUSS_LOSSES`` where the domain has a rule, Sobol points otherwise; the
-    number of points from ``DEFAULT_POINTS``. A given sampler is checked against the domain
-    (``gauss`` has rules for boxes in 1-3 D and polygons only)."""
+    the losses of ``AUTO_GAUSS_LOSSES`` in up to ``AUTO_GAUSS_MAX_DIM`` dimensions where the domain
+    has a rule, Sobol points otherwise; Gauss: ``GAUSS_POINTS_PER_PARAMETER`` points per network
+    parameter, at least ``GAUSS_POINTS_MIN`` and at most ``GAUSS_POINTS_MAX``; else ``DEFAULT_POINTS_OTHER``. A given sampler is
+    checked against the domain (``gauss`` has rules for boxes in 1-3 D and polygons only)."""
+    from hrta_pde.limits import mlp_parameters
     from hrta_pde.poisson.errors import ProblemError
     from hrta_pde.poisson.quadrature import check_gauss
 
@@ -65,10 +67,15 @@ def decide_sampling(problem, cfg: SolveConfig) -> SolveConfig:
                 raise SettingError(literal(str(err)).replace("sampler 'sobol'", "{sampler:=}sobol")) from None
             has_rule = False
         if sampler == "auto":
-            sampler = "gauss" if has_rule and cfg.loss in AUTO_GAUSS_LOSSES else "sobol"
+            wanted = cfg.loss in AUTO_GAUSS_LOSSES and problem.dim <= AUTO_GAUSS_MAX_DIM
+            sampler = "gauss" if has_rule and wanted else "sobol"
     points = cfg.sampling.points
-    if points is None:
-        points = DEFAULT_POINTS.get(sampler, DEFAULT_POINTS_OTHER)
+    if points is None and sampler == "gauss":
+        net = cfg.network
+        per_parameter = GAUSS_POINTS_PER_PARAMETER * mlp_parameters(problem.dim, net.width, net.depth)
+        points = min(GAUSS_POINTS_MAX, max(GAUSS_POINTS_MIN, per_parameter))
+    elif points is None:
+        points = DEFAULT_POINTS_OTHER
     if (sampler, points) == (cfg.sampling.sampler, cfg.sampling.points):
         return cfg
     return cfg.replace(sampler=sampler, points=points)
