@@ -30,6 +30,8 @@ def compare(problem, losses: list[str], seeds: int, cfg: SolveConfig, *, out=Non
     the rows done so far are kept in ``compare_state.json``, and the result has ``"status":
     "interrupted"``. ``resume=True`` (with the same ``out``) continues where it stopped; the rows
     equal those of an uninterrupted comparison. ``reference_choice`` is recorded for the command line.
+    Every loss trains on the same points: with ``sampler="auto"`` the first loss decides them
+    (``ritz`` first: Gauss points for all, where the domain has a rule).
     """
     from hrta_pde.io.runs import clean_stale_tmp, make_run_dir, write_json
     from hrta_pde.errors import SettingError
