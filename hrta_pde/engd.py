@@ -289,25 +289,25 @@ class GramJacobian:
         if term.kind == "gradient":
             jac = vmap(jacrev(lambda p, xx: feats(p, xx)[1]), in_dims=(None, 0), chunk_size=chunk)(params, x)
             rows = flat(jac, (n, d))  # (n, d, P)
-            w = term.weight.to(dtype).sqrt()[:, None, None]
+            w = term.weight.to(device=x.device, dtype=dtype).sqrt()[:, None, None]
             return (w * rows).reshape(n * d, -1)
         if term.kind == "mean":
             jac = vmap(jacrev(lambda p, xx: feats(p, xx)[0]), in_dims=(None, 0), chunk_size=chunk)(params, x)
             rows = flat(jac, (n,))
             row = (rows.mean(dim=0, keepdim=True) if term.value is None
-                   else (term.value.to(dtype)[:, None] * rows).sum(dim=0, keepdim=True))
+                   else (term.value.to(device=x.device, dtype=dtype)[:, None] * rows).sum(dim=0, keepdim=True))
             return math.sqrt(float(term.weight)) * row
         zeros = torch.zeros(n, dtype=dtype, device=x.device)
-        cv = zeros if term.value is None else term.value.to(dtype)
-        cg = torch.zeros_like(x) if term.grad is None else term.grad.to(dtype)
-        cl = zeros if term.lap is None else term.lap.to(dtype)
+        cv = zeros if term.value is None else term.value.to(device=x.device, dtype=dtype)
+        cg = torch.zeros_like(x) if term.grad is None else term.grad.to(device=x.device, dtype=dtype)
+        cl = zeros if term.lap is None else term.lap.to(device=x.device, dtype=dtype)
 
         def row(p, xx, v, g, lap_c):
             u, gu, lu = feats(p, xx)
             return v * u + (g * gu).sum() + lap_c * lu
 
         jac = vmap(jacrev(row), in_dims=(None, 0, 0, 0, 0), chunk_size=chunk)(params, x, cv, cg, cl)
-        return term.weight.to(dtype).sqrt()[:, None] * flat(jac, (n,))
+        return term.weight.to(device=x.device, dtype=dtype).sqrt()[:, None] * flat(jac, (n,))
 
 
 class ResidualJacobian:

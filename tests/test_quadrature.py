@@ -166,6 +166,10 @@ def test_auto_sampling_is_gauss_for_ritz_where_a_rule_exists():
     assert (on_disk.sampling.sampler, on_disk.sampling.points, on_disk.hard_bc) == ("sobol", 1000, False)
     given = decide_sampling(square, SolveConfig(loss="ritz").replace(points=700, sampler="random"))
     assert (given.sampling.sampler, given.sampling.points) == ("random", 700)
+    # auto with fewer points than 8 per parameter (257): Sobol, since the network would fit the rule
+    few = decide_sampling(square, SolveConfig(loss="ritz").replace(points=2000))
+    assert (few.sampling.sampler, few.sampling.points) == ("sobol", 2000)
+    assert decide_sampling(square, SolveConfig(loss="ritz").replace(points=2056)).sampling.sampler == "gauss"
     # 8 Gauss points per parameter: two layers of 32 have 2*32 + 32 + 32*32 + 32 + 32 + 1 = 1185
     deeper = decide_sampling(square, SolveConfig(loss="ritz").replace(depth=2, width=32))
     assert (deeper.sampling.sampler, deeper.sampling.points) == ("gauss", 8 * 1185)
@@ -186,3 +190,12 @@ def test_automatic_exact_dirichlet_data_skips_trimmed_segments_for_pinn_only():
     assert (ritz.sampling.sampler, ritz.hard_bc) == ("gauss", True)
     # lines and circles only (the square's sides do not cut the domain): smooth, exact data for PINN
     assert plan_solve(builtin_problem("poisson_square_holes"), SolveConfig(loss="pinn")).config.hard_bc is True
+
+
+def test_compare_without_losses_is_one_line_and_exit_2(capsys, tmp_path):
+    from hrta_pde.cli import main
+
+    assert main(["compare", "poisson_1d", "--losses", ",", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no losses given: use e.g. --losses ritz,sobolev,pinn" in err
+    assert not (tmp_path / "c").exists()

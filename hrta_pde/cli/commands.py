@@ -171,12 +171,15 @@ def _cmd_compare(args) -> int:
 
         if args.problem is None:
             raise ValueError("compare needs a PROBLEM (a problem file or built-in name), or --resume RUN_DIR")
+        from hrta_pde.errors import SettingError
         from hrta_pde.poisson.solve import decide_sampling
 
         problem = _load(args.problem)
         cfg = _solver_config(args, problem)
         losses = [s.strip() for s in (args.losses or "ritz,sobolev,pinn").split(",") if s.strip()]
-        sized = decide_sampling(problem, cfg.replace(loss=losses[0])) if losses else cfg  # compare's points
+        if not losses:
+            raise SettingError("no losses given: use e.g. {losses:=}ritz,sobolev,pinn")
+        sized = decide_sampling(problem, cfg.replace(loss=losses[0]))  # the comparison's points
         check_solve_size(sized, problem.dim, resolve_device(cfg.run.device))
         seeds = args.seeds or 3
         out = _claim(args, "compare", {"problem": problem.spec, "config": cfg.to_dict(), "losses": losses,

@@ -267,7 +267,7 @@ def _averaging(c: LossContext, factor: float) -> torch.Tensor:
     """``factor`` times the interior weights of a mean: ``factor / n``, or ``factor w / sum(w)``."""
     n = c.x.shape[0]
     if c.w is None:
-        return torch.full((n,), factor / n, dtype=c.x.dtype)
+        return torch.full((n,), factor / n, dtype=c.x.dtype, device=c.x.device)
     return factor * c.w / c.w.sum()
 
 
@@ -295,14 +295,14 @@ def ritz_gram(c: LossContext) -> list[GramTerm]:
     """``int a |grad u|^2 + int c u^2 + int_R alpha u^2`` (weights ``|Omega| / n``, ``|dOmega| / nb``,
     or the quadrature weights), the penalty trace and the mean row."""
     n, nb = c.x.shape[0], c.xb.shape[0]
-    w = torch.full((n,), c.measure / n, dtype=c.x.dtype) if c.w is None else c.w
+    w = torch.full((n,), c.measure / n, dtype=c.x.dtype, device=c.x.device) if c.w is None else c.w
     wb = c.bmeasure / nb if c.wb is None else c.wb
     terms = [GramTerm("energy", c.x, w * c.a if c.has_coefficient else w, kind="gradient")]
     if c.has_reaction:
-        terms.append(GramTerm("reaction", c.x, w * c.creact, value=torch.ones(n, dtype=c.x.dtype)))
+        terms.append(GramTerm("reaction", c.x, w * c.creact, value=torch.ones(n, dtype=c.x.dtype, device=c.x.device)))
     if c.has_robin:
         terms.append(GramTerm("robin", c.xb, wb * c.rmask * c.b.alpha,
-                              value=torch.ones(nb, dtype=c.x.dtype)))
+                              value=torch.ones(nb, dtype=c.x.dtype, device=c.x.device)))
     dirichlet = (2.0 * c.beta * c.bmeasure * c.dmask / nb if c.wb is None
                  else 2.0 * c.beta * c.wb * c.dmask)
     terms += _boundary_terms(c, dirichlet, fluxes=False)
@@ -313,7 +313,7 @@ def sobolev_gram(c: LossContext) -> list[GramTerm]:
     """Values and gradients at the interior points, weights ``2 / n`` (or ``2 w / sum(w)``)."""
     n = c.x.shape[0]
     w = _averaging(c, 2.0)
-    return [GramTerm("value", c.x, w, value=torch.ones(n, dtype=c.x.dtype)),
+    return [GramTerm("value", c.x, w, value=torch.ones(n, dtype=c.x.dtype, device=c.x.device)),
             GramTerm("gradient", c.x, w, kind="gradient")]
 
 
@@ -324,7 +324,7 @@ def pinn_gram(c: LossContext) -> list[GramTerm]:
     if c.has_coefficient or c.has_reaction:
         residual = GramTerm("residual", c.x, _averaging(c, 2.0), lap=-c.a, grad=-c.grad_a, value=c.creact)
     else:
-        residual = GramTerm("residual", c.x, _averaging(c, 2.0), lap=-torch.ones(n, dtype=c.x.dtype))
+        residual = GramTerm("residual", c.x, _averaging(c, 2.0), lap=-torch.ones(n, dtype=c.x.dtype, device=c.x.device))
     terms = [residual]
     terms += _boundary_terms(c, _part_averaging(c, 2.0 * c.beta, c.dmask), fluxes=True)
     return terms + _mean_term(c)
@@ -333,7 +333,7 @@ def pinn_gram(c: LossContext) -> list[GramTerm]:
 def l2_gram(c: LossContext) -> list[GramTerm]:
     """Values at the interior points, weights ``2 / n`` (or ``2 w / sum(w)``)."""
     n = c.x.shape[0]
-    return [GramTerm("value", c.x, _averaging(c, 2.0), value=torch.ones(n, dtype=c.x.dtype))]
+    return [GramTerm("value", c.x, _averaging(c, 2.0), value=torch.ones(n, dtype=c.x.dtype, device=c.x.device))]
 
 
 GRAM_FORMS = {"ritz": ritz_gram, "sobolev": sobolev_gram, "pinn": pinn_gram, "l2": l2_gram}

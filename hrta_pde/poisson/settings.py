@@ -67,7 +67,8 @@ class SolveConfig(Config):
     and sin, glorot for ReLU^k (with Adam, 3x64 ReLU^3 PINN ended at 6.4e-1 with the domain init
     against 1.25e-4 with glorot on poisson_2d_sin, seed 0: benchmarks/README.md).
     ``sampling``: ``points=None`` and ``sampler="auto"`` are decided by the problem and loss
-    (``AUTO_GAUSS_LOSSES``, ``DEFAULT_POINTS``) when a solve is planned.
+    (``AUTO_GAUSS_LOSSES``, ``GAUSS_POINTS_PER_PARAMETER``, ``DEFAULT_POINTS_OTHER``) when a solve
+    is planned.
     ``schedule``: stage text, None for ``DEFAULT_SCHEDULE[loss]``; ``beta``: boundary weight, None
     for ``DEFAULT_BETA[loss]``; ``hard_bc``: impose Dirichlet data exactly, ``u = g + phi * N``; None:
     on wherever it applies for the Ritz loss on Gauss points, and for the PINN loss unless the

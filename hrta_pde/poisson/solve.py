@@ -50,14 +50,16 @@ class Plan:
 def decide_sampling(problem, cfg: SolveConfig) -> SolveConfig:
     """``cfg`` with ``sampler="auto"`` and ``points=None`` decided for ``problem``: Gauss points for
     the losses of ``AUTO_GAUSS_LOSSES`` in up to ``AUTO_GAUSS_MAX_DIM`` dimensions where the domain
-    has a rule, Sobol points otherwise; Gauss: ``GAUSS_POINTS_PER_PARAMETER`` points per network
+    has a rule and the points (given or default) are at least ``GAUSS_POINTS_PER_PARAMETER`` per
+    network parameter, Sobol points otherwise; Gauss: ``GAUSS_POINTS_PER_PARAMETER`` points per network
     parameter, at least ``GAUSS_POINTS_MIN`` and at most ``GAUSS_POINTS_MAX``; else ``DEFAULT_POINTS_OTHER``. A given sampler is
     checked against the domain (``gauss`` has rules for boxes in 1-3 D and polygons only)."""
     from hrta_pde.limits import mlp_parameters
     from hrta_pde.poisson.errors import ProblemError
     from hrta_pde.poisson.quadrature import check_gauss
 
-    sampler = cfg.sampling.sampler
+    sampler, net = cfg.sampling.sampler, cfg.network
+    per_parameter = GAUSS_POINTS_PER_PARAMETER * mlp_parameters(problem.dim, net.width, net.depth)
     if sampler in ("auto", "gauss"):
         try:
             check_gauss(problem.shape)
@@ -68,11 +70,11 @@ def decide_sampling(problem, cfg: SolveConfig) -> SolveConfig:
             has_rule = False
         if sampler == "auto":
             wanted = cfg.loss in AUTO_GAUSS_LOSSES and problem.dim <= AUTO_GAUSS_MAX_DIM
-            sampler = "gauss" if has_rule and wanted else "sobol"
+            given = cfg.sampling.points
+            enough = given is None or given >= min(GAUSS_POINTS_MAX, per_parameter)  # else the rule is fitted
+            sampler = "gauss" if has_rule and wanted and enough else "sobol"
     points = cfg.sampling.points
     if points is None and sampler == "gauss":
-        net = cfg.network
-        per_parameter = GAUSS_POINTS_PER_PARAMETER * mlp_parameters(problem.dim, net.width, net.depth)
         points = min(GAUSS_POINTS_MAX, max(GAUSS_POINTS_MIN, per_parameter))
     elif points is None:
         points = DEFAULT_POINTS_OTHER
@@ -235,7 +237,13 @@ class Setup:
         if points is not None:  # resume: the very points of the interrupted run
             self.x = points["x"].to(self.device, self.dtype)
             if points.get("weights") is not None:
-                self.weights = points["weights"].to(self.device, self.dtype)
+                weights = points["weights"]
+                if not isinstance(weights, torch.Tensor) or weights.shape != (len(self.x),):
+                    from hrta_pde.io.checkpoint import CheckpointError
+
+                    raise CheckpointError("the checkpoint's quadrature weights do not match its points: it is "
+                                          "damaged; start a new run")
+                self.weights = weights.to(self.device, self.dtype)
             for name, value in points["boundary"].items():
                 setattr(self.boundary, name, value.to(self.device))
         test_gen = torch.Generator().manual_seed(cfg.run.seed + 7919)
