@@ -87,15 +87,30 @@ def test_a_triangle_and_a_clockwise_polygon_get_the_same_rule_quality():
     assert (w * x[:, 0] * x[:, 1]).sum() == pytest.approx(9 * 4 / 24, rel=1e-12)
 
 
-@pytest.mark.parametrize("shape", [Ball([0.0, 0.0], 1.0), Box([0.0] * 4, [1.0] * 4)])
+def test_polar_rule_integrates_the_disk_and_the_annulus_and_their_circles():
+    """int x^2 y^4 over r0 < r < r1 is pi (r1^8 - r0^8) / 64; int x^2 over a circle of radius r is pi r^3."""
+    for name, r0, r1 in (("poisson_disk", 0.0, 1.0), ("poisson_annulus", 0.5, 1.0)):
+        shape = builtin_problem(name).shape
+        x, w = interior_rule(shape, 2500)
+        assert (shape.classify(x) == -1).all() and (w > 0).all()
+        assert w.sum() == pytest.approx(shape.measure, rel=1e-14)
+        assert (w * x[:, 0] ** 2 * x[:, 1] ** 4).sum() == pytest.approx(math.pi * (r1**8 - r0**8) / 64, rel=1e-12)
+        xb, nb, _, wb = boundary_rule(shape, 200)
+        assert (shape.classify(xb) == 0).all() and np.allclose(nb, shape.normal(xb))
+        assert (wb * xb[:, 0] ** 2).sum() == pytest.approx(math.pi * (r1**3 + r0**3), rel=1e-12)
+
+
+@pytest.mark.parametrize("shape", [Ball([0.0, 0.0, 0.0], 1.0), Box([0.0] * 4, [1.0] * 4)])
 def test_shapes_without_a_rule_are_refused_with_the_alternative(shape):
     with pytest.raises(ProblemError, match="sampler 'gauss' has no rule for .*use sampler 'sobol'"):
         check_gauss(shape)
 
 
-def test_gauss_for_a_disk_is_a_setting_error_naming_the_sampler():
-    with pytest.raises(SettingError, match="no rule for a ball domain.*use sampler=sobol"):
-        plan_solve(builtin_problem("poisson_disk"), SolveConfig(loss="ritz").replace(sampler="gauss"))
+def test_gauss_for_a_3d_ball_is_a_setting_error_naming_the_sampler():
+    ball = problem_from_dict({"domain": {"type": "ball", "center": [0.0, 0.0, 0.0], "radius": 1.0},
+                              "solution": {"u": "x*y*z"}})
+    with pytest.raises(SettingError, match="no rule for a 3-D ball domain.*use sampler=sobol"):
+        plan_solve(ball, SolveConfig(loss="ritz").replace(sampler="gauss"))
 
 
 def _context(problem, n=300, nb=120):
@@ -162,8 +177,10 @@ def test_auto_sampling_is_gauss_for_ritz_where_a_rule_exists():
     assert plan_solve(square, SolveConfig(loss="ritz")).config.hard_bc is True
     pinn = decide_sampling(square, SolveConfig(loss="pinn"))
     assert (pinn.sampling.sampler, pinn.sampling.points) == ("sobol", 1000)
-    on_disk = plan_solve(disk, SolveConfig(loss="ritz")).config
-    assert (on_disk.sampling.sampler, on_disk.sampling.points, on_disk.hard_bc) == ("sobol", 1000, False)
+    on_disk = plan_solve(disk, SolveConfig(loss="ritz")).config  # g derived from u: the penalty
+    assert (on_disk.sampling.sampler, on_disk.sampling.points, on_disk.hard_bc) == ("gauss", 2500, False)
+    holes = plan_solve(builtin_problem("poisson_square_holes"), SolveConfig(loss="ritz")).config
+    assert holes.sampling.sampler == "sobol"  # a square minus disks: no rule
     given = decide_sampling(square, SolveConfig(loss="ritz").replace(points=700, sampler="random"))
     assert (given.sampling.sampler, given.sampling.points) == ("random", 700)
     # auto with fewer points than 8 per parameter (257): Sobol, since the network would fit the rule

@@ -116,9 +116,9 @@ def _add_solver_flags(sp) -> None:
     sp.add_argument("--boundary-points", type=_positive_int, default=None,
                     help="boundary training points (default 200)")
     sp.add_argument("--sampler", choices=["auto", "random", "uniform", "sobol", "gauss"], default=None,
-                    help="training points: gauss (Gauss quadrature points with weights: boxes in 1-3 D "
-                    "and polygons), sobol (scrambled Sobol points), random, uniform (a grid), or auto "
-                    "(the default: gauss for the ritz loss where the domain has a rule, else sobol)")
+                    help="training points: gauss (Gauss quadrature points with weights: boxes in 1-3 D, "
+                    "polygons, disks and concentric annuli), sobol (scrambled Sobol points), random, uniform (a grid), or auto "
+                    "(the default: gauss for the ritz loss in 1-D and 2-D where the domain has a rule, else sobol)")
     sp.add_argument("--beta", type=_float, default=None,
                     help="boundary weight (default 100 for ritz and pinn)")
     sp.add_argument("--hard-bc", action=argparse.BooleanOptionalAction, default=None,

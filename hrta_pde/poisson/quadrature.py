@@ -11,10 +11,14 @@ integrate smooth integrands to many digits with few points:
   the same rule in one dimension fewer (the two end points in 1-D);
 * polygons: a triangle mesh of the polygon (:func:`hrta_pde.poisson.mesh.mesh_shape`) with the
   7-point degree-5 rule on each triangle (positive weights); each edge a composite Gauss-Legendre
-  rule.
+  rule;
+* disks and concentric annuli (a disk minus a disk with the same centre): polar coordinates,
+  composite Gauss-Legendre in the radius (weight ``r``) times the midpoint rule in the angle (exact
+  for trigonometric polynomials of degree below the number of angles); each circle the midpoint
+  rule in the angle.
 
-The weights sum to the measure of the domain (of the boundary). Other domains (balls, CSG
-combinations, more than 3 dimensions) have no rule here: :func:`check_gauss` refuses them.
+The weights sum to the measure of the domain (of the boundary). Other domains (3-D balls, other
+CSG combinations, more than 3 dimensions) have no rule here: :func:`check_gauss` refuses them.
 """
 from __future__ import annotations
 
@@ -55,16 +59,55 @@ def _tensor(axes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
     return np.stack([x.reshape(-1) for x in xs], axis=1), np.prod([w.reshape(-1) for w in ws], axis=0)
 
 
+def _rings(shape):
+    """``(center, r_in, r_out)`` of a 2-D disk (``r_in = 0``) or a concentric annulus, else None."""
+    from hrta_pde.poisson.geometry import Ball, Csg
+
+    if isinstance(shape, Ball) and shape.dim == 2:
+        return shape.center, 0.0, shape.radius
+    if (isinstance(shape, Csg) and shape.op == "difference" and isinstance(shape.a, Ball)
+            and isinstance(shape.b, Ball) and shape.a.dim == 2):
+        a, b = shape.a, shape.b
+        if np.array_equal(a.center, b.center) and 0 < b.radius < a.radius:
+            return a.center, b.radius, a.radius
+    return None
+
+
 def check_gauss(shape) -> None:
     """Refuse a shape without a Gauss rule here, naming what has one and what to use instead."""
     from hrta_pde.poisson.geometry import Box, Polygon
 
-    if isinstance(shape, Box) and shape.dim <= _MAX_DIM or isinstance(shape, Polygon):
+    if isinstance(shape, Box) and shape.dim <= _MAX_DIM or isinstance(shape, Polygon) or _rings(shape):
         return
     what = (f"a {shape.dim}-D box" if isinstance(shape, Box)
-            else f"a {type(shape).__name__.lower()} domain")
+            else f"a {shape.dim}-D {type(shape).__name__.lower()} domain")
     raise ProblemError(f"sampler 'gauss' has no rule for {what}: it integrates boxes in 1 to "
-                       f"{_MAX_DIM} dimensions and polygons; use sampler 'sobol'")
+                       f"{_MAX_DIM} dimensions, polygons, disks and concentric annuli; use sampler 'sobol'")
+
+
+def _ring_interior(rings, n: int):
+    c, r0, r1 = rings
+    m_r = max(1, round(math.sqrt(n * (r1 - r0) / (math.pi * (r1 + r0)))))
+    r, wr = _axis_rule(r0, r1, m_r)
+    m_t = max(3, round(n / len(r)))
+    t = 2.0 * np.pi * (np.arange(m_t) + 0.5) / m_t
+    rr, tt = np.meshgrid(r, t, indexing="ij")
+    x = c + np.stack([(rr * np.cos(tt)).reshape(-1), (rr * np.sin(tt)).reshape(-1)], axis=1)
+    w = (wr * r)[:, None] * np.full(m_t, 2.0 * np.pi / m_t)[None, :]
+    return x, w.reshape(-1)
+
+
+def _ring_boundary(rings, n: int):
+    c, r0, r1 = rings
+    circles = [(r1, 1.0)] + ([(r0, -1.0)] if r0 > 0 else [])
+    xs, ns, ws = [], [], []
+    for radius, sign in circles:
+        m = max(8, round(n * radius / (r0 + r1)))
+        t = 2.0 * np.pi * (np.arange(m) + 0.5) / m
+        unit = np.column_stack([np.cos(t), np.sin(t)])
+        xs.append(c + radius * unit), ns.append(sign * unit), ws.append(np.full(m, 2.0 * np.pi * radius / m))
+    x = np.concatenate(xs)
+    return x, np.concatenate(ns), np.full(len(x), -1, np.int64), np.concatenate(ws)
 
 
 def _box_interior(box, n: int):
@@ -135,6 +178,8 @@ def interior_rule(shape, n: int) -> tuple[np.ndarray, np.ndarray]:
     from hrta_pde.poisson.geometry import Box
 
     check_gauss(shape)
+    if _rings(shape):
+        return _ring_interior(_rings(shape), n)
     return _box_interior(shape, n) if isinstance(shape, Box) else _polygon_interior(shape, n)
 
 
@@ -144,4 +189,6 @@ def boundary_rule(shape, n: int):
     from hrta_pde.poisson.geometry import Box
 
     check_gauss(shape)
+    if _rings(shape):
+        return _ring_boundary(_rings(shape), n)
     return _box_boundary(shape, n) if isinstance(shape, Box) else _polygon_boundary(shape, n)
