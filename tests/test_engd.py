@@ -144,7 +144,11 @@ def test_gram_form_is_the_hessian_and_one_step_lands_on_the_minimiser(loss, prob
     theta1 = torch.cat([p.detach().reshape(-1) for p in params])
     g0 = torch.autograd.functional.jacobian(lambda th: _loss_with_last_layer(net, fn, ctx, th), theta0)
     expected = theta0 - torch.linalg.lstsq(hess, g0).solution
-    assert torch.allclose(theta1, expected, rtol=0, atol=1e-10 * expected.abs().max())
+    # to 1e-10, or to the forward error of a least-squares solve, 20 cond(H) eps, when larger
+    # (the L2 Gram of these 8 tanh features has cond 1e6: any two solvers differ by ~1e-10 there)
+    eig = torch.linalg.eigvalsh(hess)
+    tol = max(1e-10, 20 * float(eig.max() / eig.min()) * torch.finfo(torch.float64).eps)
+    assert torch.allclose(theta1, expected, rtol=0, atol=tol * expected.abs().max())
     grad1 = torch.autograd.functional.jacobian(lambda th: _loss_with_last_layer(net, fn, ctx, th), theta1)
     assert grad1.abs().max() < 1e-9 * g0.abs().max()
 
