@@ -28,7 +28,7 @@ import numpy as np
 
 from hrta_pde.poisson.errors import ProblemError
 
-__all__ = ["GAUSS_ORDER", "check_gauss", "interior_rule", "boundary_rule"]
+__all__ = ["GAUSS_ORDER", "gauss_obstacle", "check_gauss", "interior_rule", "boundary_rule"]
 
 #: Gauss-Legendre points per cell and axis of a box (exact for polynomials of degree 9 per cell).
 GAUSS_ORDER = 5
@@ -73,16 +73,23 @@ def _rings(shape):
     return None
 
 
-def check_gauss(shape) -> None:
-    """Refuse a shape without a Gauss rule here, naming what has one and what to use instead."""
+def gauss_obstacle(shape) -> str | None:
+    """Why ``shape`` has no Gauss rule here (what has one), or None where it has one."""
     from hrta_pde.poisson.geometry import Box, Polygon
 
     if isinstance(shape, Box) and shape.dim <= _MAX_DIM or isinstance(shape, Polygon) or _rings(shape):
-        return
+        return None
     what = (f"a {shape.dim}-D box" if isinstance(shape, Box)
             else f"a {shape.dim}-D {type(shape).__name__.lower()} domain")
-    raise ProblemError(f"sampler 'gauss' has no rule for {what}: it integrates boxes in 1 to "
-                       f"{_MAX_DIM} dimensions, polygons, disks and concentric annuli; use sampler 'sobol'")
+    return (f"sampler 'gauss' has no rule for {what}: it integrates boxes in 1 to {_MAX_DIM} dimensions, "
+            "polygons, disks and concentric annuli")
+
+
+def check_gauss(shape) -> None:
+    """Refuse a shape without a Gauss rule here (:func:`gauss_obstacle`), naming the alternative."""
+    obstacle = gauss_obstacle(shape)
+    if obstacle is not None:
+        raise ProblemError(obstacle + "; use sampler 'sobol'")
 
 
 def _ring_interior(rings, n: int):
@@ -178,8 +185,9 @@ def interior_rule(shape, n: int) -> tuple[np.ndarray, np.ndarray]:
     from hrta_pde.poisson.geometry import Box
 
     check_gauss(shape)
-    if _rings(shape):
-        return _ring_interior(_rings(shape), n)
+    rings = _rings(shape)
+    if rings:
+        return _ring_interior(rings, n)
     return _box_interior(shape, n) if isinstance(shape, Box) else _polygon_interior(shape, n)
 
 
@@ -189,6 +197,7 @@ def boundary_rule(shape, n: int):
     from hrta_pde.poisson.geometry import Box
 
     check_gauss(shape)
-    if _rings(shape):
-        return _ring_boundary(_rings(shape), n)
+    rings = _rings(shape)
+    if rings:
+        return _ring_boundary(rings, n)
     return _box_boundary(shape, n) if isinstance(shape, Box) else _polygon_boundary(shape, n)

@@ -33,11 +33,12 @@ DEFAULT_SCHEDULE = {"sobolev": "1:200@engd", "l2": "1:200@engd", "ritz": "1:200@
 DEFAULT_ENGD_RTOL = {"sobolev": 1e-3, "l2": 1e-3, "ritz": 0.0, "pinn": 1e-3}
 
 #: ``sampler="auto"``: Gauss quadrature for the Ritz loss in 1-D and 2-D where the domain has a rule
-#: (intervals, rectangles, polygons, disks, concentric annuli), Sobol points otherwise. The Ritz energy is not a least-squares
-#: loss: on Sobol points the energy natural gradient found networks whose discrete energy lay below
-#: the exact minimum (poisson_2d_sin: relative L2 2.5e-2); on 50 x 50 Gauss points with the exact
-#: Dirichlet data it reached 1.9e-7 .. 2.9e-7 in 5-10 s over 5 seeds (benchmarks/README.md, "Gauss
-#: quadrature"); on the disk with a hole 2.6e-6 in 8 s against 4.0e-1 on Sobol points. In 3-D the rule affordable here (15 points per axis) was fitted too
+#: (intervals, rectangles, polygons, disks, concentric annuli), Sobol points otherwise. The Ritz
+#: energy is not a least-squares loss: on Sobol points the energy natural gradient found networks
+#: whose discrete energy lay below the exact minimum (poisson_2d_sin: relative L2 2.5e-2); on
+#: 50 x 50 Gauss points with the exact Dirichlet data it reached 1.9e-7 .. 2.9e-7 in 5-10 s over 5
+#: seeds (benchmarks/README.md, "Gauss quadrature"); on the disk with a hole 2.6e-6 in 8 s against
+#: 4.0e-1 on Sobol points. In 3-D the rule affordable here (15 points per axis) was fitted too
 #: (poisson_3d_layers: 0.49 against 0.14 on Sobol points). PINN stayed better on Sobol points
 #: (2.5e-8 against 8.8e-8 on Gauss points).
 AUTO_GAUSS_LOSSES = ("ritz",)

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,22 +53,19 @@ def decide_sampling(problem, cfg: SolveConfig) -> SolveConfig:
     the losses of ``AUTO_GAUSS_LOSSES`` in up to ``AUTO_GAUSS_MAX_DIM`` dimensions where the domain
     has a rule and the points (given or default) are at least ``GAUSS_POINTS_PER_PARAMETER`` per
     network parameter, Sobol points otherwise; Gauss: ``GAUSS_POINTS_PER_PARAMETER`` points per network
-    parameter, at least ``GAUSS_POINTS_MIN`` and at most ``GAUSS_POINTS_MAX``; else ``DEFAULT_POINTS_OTHER``. A given sampler is
-    checked against the domain (``gauss`` has rules for boxes in 1-3 D and polygons only)."""
+    parameter, at least ``GAUSS_POINTS_MIN`` and at most ``GAUSS_POINTS_MAX``; else
+    ``DEFAULT_POINTS_OTHER``. A given ``gauss`` is checked against the domain
+    (:func:`hrta_pde.poisson.quadrature.gauss_obstacle`)."""
     from hrta_pde.limits import mlp_parameters
-    from hrta_pde.poisson.errors import ProblemError
-    from hrta_pde.poisson.quadrature import check_gauss
+    from hrta_pde.poisson.quadrature import gauss_obstacle
 
     sampler, net = cfg.sampling.sampler, cfg.network
     per_parameter = GAUSS_POINTS_PER_PARAMETER * mlp_parameters(problem.dim, net.width, net.depth)
     if sampler in ("auto", "gauss"):
-        try:
-            check_gauss(problem.shape)
-            has_rule = True
-        except ProblemError as err:
-            if sampler == "gauss":
-                raise SettingError(literal(str(err)).replace("sampler 'sobol'", "{sampler:=}sobol")) from None
-            has_rule = False
+        obstacle = gauss_obstacle(problem.shape)
+        if obstacle is not None and sampler == "gauss":
+            raise SettingError(literal(obstacle) + "; use {sampler:=}sobol")
+        has_rule = obstacle is None
         if sampler == "auto":
             wanted = cfg.loss in AUTO_GAUSS_LOSSES and problem.dim <= AUTO_GAUSS_MAX_DIM
             given = cfg.sampling.points
@@ -253,14 +251,12 @@ class Setup:
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
         self.context = LossContext(problem, self.x, self.boundary, beta=beta, weights=self.weights)
 
-    #: The fields of the boundary sample a checkpoint keeps (resume uses the very same data).
-    BOUNDARY_FIELDS = ("x", "normal", "dirichlet", "g", "h", "neumann", "robin", "alpha", "a", "part", "weight")
-
     def points_state(self) -> dict:
+        """The points and every field of the boundary sample (resume uses the very same data)."""
         b = self.boundary
+        fields = [f.name for f in dataclasses.fields(b)]
         return {"x": self.x.detach().cpu(), "weights": None if self.weights is None else self.weights.detach().cpu(),
-                "boundary": {k: getattr(b, k).detach().cpu() for k in self.BOUNDARY_FIELDS
-                             if getattr(b, k, None) is not None}}
+                "boundary": {k: getattr(b, k).detach().cpu() for k in fields if getattr(b, k) is not None}}
 
 
 def _restore(resume: dict, net, optimizers) -> tuple[History, Position]:
