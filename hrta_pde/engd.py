@@ -157,16 +157,40 @@ def _scalar_features(fn) -> Callable:
     return features
 
 
+def _batched_scalar_features(fn, x: torch.Tensor) -> tuple:
+    """``(f, grad f, Laplace f)`` of ``fn: (n, d) -> (n,)`` at all the points ``x`` (autograd)."""
+    n, d = x.shape
+    with torch.enable_grad():
+        xr = x.detach().clone().requires_grad_(True)
+        v = fn(xr)
+        if not v.requires_grad:
+            zero = torch.zeros(n, dtype=x.dtype, device=x.device)
+            return v.detach().expand(n).clone(), torch.zeros_like(x), zero
+        (g,) = torch.autograd.grad(v.sum(), xr, create_graph=True)
+        lap = torch.zeros(n, dtype=x.dtype, device=x.device)
+        for j in range(d):
+            if g.requires_grad:
+                (h,) = torch.autograd.grad(g[:, j].sum(), xr, retain_graph=True, allow_unused=True)
+                if h is not None:
+                    lap = lap + h[:, j]
+    return v.detach(), g.detach(), lap.detach()
+
+
 def _lifted(inner: Callable, lift) -> Callable:
-    """Features of ``u = g_ext + phi N`` from those of ``N`` (product rule)."""
+    """Features of ``u = g_ext + phi N`` from those of ``N`` (product rule). ``g_ext`` and ``phi``
+    do not depend on the parameters: :class:`GramJacobian` computes their features at a term's
+    points once (``features.lift_features``) and passes them as ``aux``."""
     gf, pf = _scalar_features(lift.g_ext), _scalar_features(lift.phi)
 
-    def features(params, x):
+    def features(params, x, aux=None):
         n, gn, ln = inner(params, x)
-        g, gg, lg = gf(x)
-        p, gp, lp = pf(x)
+        g, gg, lg, p, gp, lp = (*gf(x), *pf(x)) if aux is None else aux
         return g + p * n, gg + n * gp + p * gn, lg + n * lp + 2 * (gp * gn).sum() + p * ln
 
+    def lift_features(x):  # (n, d) -> six batched tensors
+        return (*_batched_scalar_features(lift.g_ext, x), *_batched_scalar_features(lift.phi, x))
+
+    features.lift_features = lift_features
     return features
 
 
@@ -261,6 +285,7 @@ class GramJacobian:
                             "outside it (e.g. DeepXDE external_trainable_variables) need adam or lbfgs")
         need_lap = any(t.kind == "scalar" and t.lap is not None for t in self.terms)
         self.features = point_features(net, need_lap)
+        self._aux: dict = {}  # term index -> (points, features of g_ext and phi there)
         self.rows = sum(t.rows for t in self.terms)
         self.size = sum(p.numel() for _, p in self.named)
 
@@ -273,26 +298,46 @@ class GramJacobian:
         params = {n: p.detach() for n, p in self.named}
         trained = set(params)
         frozen = {n: p.detach() for n, p in self.net.named_parameters() if n not in trained}
-        features = self.features if not frozen else (lambda p, x: self.features({**frozen, **p}, x))
-        blocks = [self._term(term, params, features) for term in self.terms]
+        base = self.features
+        features = base if not frozen else (lambda p, x, *aux: base({**frozen, **p}, x, *aux))
+        blocks = [self._term(term, params, features, self._lift_aux(i, term.x.detach()))
+                  for i, term in enumerate(self.terms)]
         return torch.cat(blocks, dim=0)
 
-    def _term(self, term: GramTerm, params, feats) -> torch.Tensor:
+    def _lift_aux(self, i: int, x: torch.Tensor):
+        """The features of an output transform's ``g_ext`` and ``phi`` at term ``i``'s points,
+        computed once (they do not change with the parameters), or None without a transform."""
+        compute = getattr(self.features, "lift_features", None)
+        if compute is None:
+            return None
+        hit = self._aux.get(i)
+        if hit is None or hit[0].shape != x.shape or not torch.equal(hit[0], x):
+            hit = (x.clone(), compute(x))
+            self._aux[i] = hit
+        return hit[1]
+
+    def _term(self, term: GramTerm, params, feats_in, aux=None) -> torch.Tensor:
         x = term.x.detach()
         n, d = x.shape
         dtype = x.dtype
+        if aux is None:
+            feats, vm = (lambda p, xx, a: feats_in(p, xx)), None
+        else:
+            feats, vm = feats_in, 0
 
         def flat(jac: dict, lead: tuple) -> torch.Tensor:
             return torch.cat([jac[name].reshape(*lead, -1) for name, _ in self.named], dim=-1)
 
         chunk = max(1, min(n, (1 << 24) // max(1, self.size * max(1, d))))
         if term.kind == "gradient":
-            jac = vmap(jacrev(lambda p, xx: feats(p, xx)[1]), in_dims=(None, 0), chunk_size=chunk)(params, x)
+            jac = vmap(jacrev(lambda p, xx, a: feats(p, xx, a)[1]), in_dims=(None, 0, vm),
+                       chunk_size=chunk)(params, x, aux)
             rows = flat(jac, (n, d))  # (n, d, P)
             w = term.weight.to(device=x.device, dtype=dtype).sqrt()[:, None, None]
             return (w * rows).reshape(n * d, -1)
         if term.kind == "mean":
-            jac = vmap(jacrev(lambda p, xx: feats(p, xx)[0]), in_dims=(None, 0), chunk_size=chunk)(params, x)
+            jac = vmap(jacrev(lambda p, xx, a: feats(p, xx, a)[0]), in_dims=(None, 0, vm),
+                       chunk_size=chunk)(params, x, aux)
             rows = flat(jac, (n,))
             row = (rows.mean(dim=0, keepdim=True) if term.value is None
                    else (term.value.to(device=x.device, dtype=dtype)[:, None] * rows).sum(dim=0, keepdim=True))
@@ -302,11 +347,11 @@ class GramJacobian:
         cg = torch.zeros_like(x) if term.grad is None else term.grad.to(device=x.device, dtype=dtype)
         cl = zeros if term.lap is None else term.lap.to(device=x.device, dtype=dtype)
 
-        def row(p, xx, v, g, lap_c):
-            u, gu, lu = feats(p, xx)
+        def row(p, xx, v, g, lap_c, a):
+            u, gu, lu = feats(p, xx, a)
             return v * u + (g * gu).sum() + lap_c * lu
 
-        jac = vmap(jacrev(row), in_dims=(None, 0, 0, 0, 0), chunk_size=chunk)(params, x, cv, cg, cl)
+        jac = vmap(jacrev(row), in_dims=(None, 0, 0, 0, 0, vm), chunk_size=chunk)(params, x, cv, cg, cl, aux)
         return term.weight.to(device=x.device, dtype=dtype).sqrt()[:, None] * flat(jac, (n,))
 
 

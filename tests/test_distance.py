@@ -125,10 +125,113 @@ def test_refusals():
                                       "b": {"type": "box", "xmin": [0.4] * 3, "xmax": [0.6] * 3}},
                            "solution": {"f": "1"}, "boundary": {"type": "dirichlet", "g": "0"}})
     assert "cuts through the domain" in hard_bc_obstacle(p)
-    # no Dirichlet part, g from u, g = u
+    # no Dirichlet part; a written g equal to u inside
     assert "needs a Dirichlet part" in hard_bc_obstacle(builtin_problem("poisson_neumann_square"))
-    assert "derives g from u" in hard_bc_obstacle(builtin_problem("poisson_lshape"))
     with pytest.raises(ValueError, match="equals u inside"):
         hard_dirichlet(problem_from_dict({"domain": {"type": "lshape"},
                                           "solution": {"u": "x*y"},
                                           "boundary": {"g": "x*y"}}))
+
+
+def test_corners_between_pieces_are_finite():
+    # where two pieces vanish the R-equivalence was 0/0: phi is 0 and g_ext the data there
+    phi, w = r_equivalence([torch.tensor([0.0, 0.0, 0.5], dtype=T), torch.tensor([0.0, 1.0, 0.5], dtype=T)])
+    torch.testing.assert_close(phi, torch.tensor([0.0, 0.0, 0.25], dtype=T), rtol=0, atol=1e-15)
+    torch.testing.assert_close(w[0], torch.tensor([0.5, 1.0, 0.5], dtype=T), rtol=0, atol=1e-15)
+    tr = hard_dirichlet(four_holes({"outer": {"type": "dirichlet", "g": "1 + x"},
+                                    "hole1": {"type": "dirichlet", "g": "0"}, "hole2": {"type": "neumann", "h": "0"},
+                                    "hole3": {"type": "dirichlet", "g": "0"}, "hole4": {"type": "dirichlet", "g": "0"}}))
+    corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], dtype=T)
+    torch.testing.assert_close(tr.phi(corners), torch.zeros(4, dtype=T), rtol=0, atol=1e-15)
+    torch.testing.assert_close(tr.g_ext(corners), 1 + corners[:, 0], rtol=0, atol=1e-15)
+
+
+def _from_u(domain, u, boundary=None):
+    return problem_from_dict({"domain": domain, "solution": {"u": u},
+                              "boundary": boundary or {"type": "dirichlet"}})
+
+
+def _derivatives(fn, x):
+    """Value, gradient and Laplacian per point (``fn`` on single points, as under ``vmap``)."""
+    f = torch.func
+    return fn(x), f.vmap(f.jacrev(fn))(x), f.vmap(f.hessian(fn))(x).diagonal(dim1=1, dim2=2).sum(-1)
+
+
+BOX3 = {"type": "box", "xmin": [0.0, -1.0, 0.5], "xmax": [1.0, 1.0, 2.0]}
+
+
+@pytest.mark.parametrize("domain, u, boundary, form", [
+    (BOX3, "sin(2*x)*exp(y)*z^2 + x^2*y^2", None, "coons"),
+    (BOX3, "sin(2*x)*exp(y)*z^2 + x^2*y^2",  # two Dirichlet faces of y, one of z, none of x
+     {"type": "dirichlet", "x_min": {"type": "neumann"}, "x_max": {"type": "neumann"},
+      "z_max": {"type": "neumann"}}, "coons"),
+    ({"type": "interval", "xmin": -1.0, "xmax": 2.0}, "exp(x) + sin(3*x)", None, "coons"),
+    ({"type": "disk", "center": [0.5, -0.5], "radius": 1.5}, "exp(x)*cos(3*y) + x^5*y", None, "ball"),
+    ({"type": "ball", "center": [0.0, 0.0, 0.0], "radius": 1.0}, "exp(x + y)*z + z^4", None, "ball"),
+    ({"type": "lshape"}, "exp(x)*sin(2*y) + x*y", None, "piece"),
+    ({"type": "difference", "a": {"type": "disk", "center": [0, 0], "radius": 1.0},
+      "b": {"type": "disk", "center": [0.2, 0], "radius": 0.3}}, "exp(x)*y + x^3", None, "piece"),
+])
+def test_data_from_u_are_taken_on_the_dirichlet_parts_only(domain, u, boundary, form):
+    p = _from_u(domain, u, boundary)
+    assert hard_bc_obstacle(p) is None
+    tr = hard_dirichlet(p)
+    assert tr._groups[0][1].form == form
+    b = p.sample_boundary(1000, generator=gen(1), sampler="random", dtype=T)
+    xd = b.x[b.dirichlet]
+    torch.testing.assert_close(tr(xd, torch.randn(len(xd), 1, generator=gen(3), dtype=T))[:, 0], p.u_torch(xd),
+                               rtol=0, atol=1e-12)
+    x = p.sample_interior(500, generator=gen(2), sampler="random", dtype=T)
+    g, grad, lap = _derivatives(tr.g_ext, x)
+    # not the solution inside (the data are extended from the boundary, not evaluated there) ...
+    assert float((g - p.u_torch(x)).abs().max()) > 1e-3
+    # ... and smooth enough for the strong form: finite derivatives up to the Laplacian everywhere,
+    # the disk's and ball's centre included
+    assert torch.isfinite(grad).all() and torch.isfinite(lap).all()
+    if form == "ball":
+        _, gc, lc = _derivatives(tr.g_ext, torch.as_tensor(p.shape.center, dtype=T)[None])
+        assert torch.isfinite(gc).all() and torch.isfinite(lc).all()
+    assert tr.smooth is (form != "piece" or "difference" in domain["type"])
+
+
+def test_coons_reproduces_data_linear_in_each_variable_and_sums_of_one_variable():
+    # the Boolean sum is exact for f = A(x) + B(y) + C(z) + (multilinear terms): such data come back
+    # as u itself (which is then what the boundary values determine), anything else does not
+    x = _from_u(BOX3, "x").sample_interior(300, generator=gen(4), sampler="random", dtype=T)
+    for u, exact in [("exp(x) + y^3 - cos(z) + x*y*z", True), ("x^2*y^2*z^2", False)]:
+        p = _from_u(BOX3, u)
+        err = float((hard_dirichlet(p).g_ext(x) - p.u_torch(x)).abs().max())
+        assert (err < 1e-12) is exact, (u, err)
+
+
+def test_data_from_u_that_are_not_finite_at_the_closest_points_are_refused():
+    # an obtuse triangle: points near (3, 1) have their foot point on the line y = 0 at x > 1,
+    # outside the edge and outside the domain, where this u is not finite
+    p = _from_u({"type": "polygon", "vertices": [[0, 0], [1, 0], [3, 1]]}, "log(y - (x - 1)/2 + 0.1)")
+    reason = hard_bc_obstacle(p)
+    assert "not finite" in reason and "write g" in reason
+
+
+@pytest.mark.parametrize("problem", [
+    _from_u(BOX3, "sin(2*x)*exp(y)*z^2 + x^2*y^2"),  # the 26-term extension from u
+    lshape({"type": "dirichlet", "g": "x*y", "edge2": {"type": "neumann", "h": "0"}}),  # six-piece ADF
+])
+def test_cached_transform_equals_the_direct_one_to_second_derivatives(problem):
+    tr = hard_dirichlet(problem)
+    x = problem.sample_interior(300, generator=gen(5), sampler="random", dtype=T)
+    out_fn = lambda xx: torch.sin(xx.sum(dim=1, keepdim=True)) + xx[:, :1] ** 2  # a stand-in network
+
+    def fields(use_cache):
+        xr = x.clone().requires_grad_(True)
+        u = tr(xr, out_fn(xr))[:, 0] if use_cache else (tr.g_ext(xr) + tr.phi(xr) * out_fn(xr)[:, 0])
+        (g,) = torch.autograd.grad(u.sum(), xr, create_graph=True)
+        lap = sum(torch.autograd.grad(g[:, j].sum(), xr, retain_graph=True)[0][:, j] for j in range(x.shape[1]))
+        return u, g, lap
+
+    for _ in range(2):  # the first call fills the cache, the second uses it
+        for a, b in zip(fields(True), fields(False)):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert len(tr._frozen) == 1
+    with torch.no_grad():  # no derivatives asked: evaluated directly, nothing cached
+        torch.testing.assert_close(tr(x + 0, out_fn(x)), tr.g_ext(x)[:, None] + tr.phi(x)[:, None] * out_fn(x))
+    assert len(tr._frozen) == 1

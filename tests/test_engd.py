@@ -238,6 +238,11 @@ def test_forward_laplacian_through_a_dirichlet_lift_equals_autograd():
     ua, ga, lapa = autograd_features(net, x)
     assert torch.allclose(u, ua, atol=1e-12) and torch.allclose(g, ga, atol=1e-12)
     assert torch.allclose(lap, lapa, atol=1e-11)
+    # the Gram Jacobian passes the transform's features at its points, computed once, as aux
+    aux = feats.lift_features(x)
+    u2, g2, lap2 = torch.func.vmap(feats, in_dims=(None, 0, 0))(params_of(net), x, aux)
+    assert torch.allclose(u2, ua, atol=1e-12) and torch.allclose(g2, ga, atol=1e-12)
+    assert torch.allclose(lap2, lapa, atol=1e-11)
 
 
 def _has_g(problem):

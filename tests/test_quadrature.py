@@ -177,8 +177,8 @@ def test_auto_sampling_is_gauss_for_ritz_where_a_rule_exists():
     assert plan_solve(square, SolveConfig(loss="ritz")).config.hard_bc is True
     pinn = decide_sampling(square, SolveConfig(loss="pinn"))
     assert (pinn.sampling.sampler, pinn.sampling.points) == ("sobol", 1000)
-    on_disk = plan_solve(disk, SolveConfig(loss="ritz")).config  # g derived from u: the penalty
-    assert (on_disk.sampling.sampler, on_disk.sampling.points, on_disk.hard_bc) == ("gauss", 2500, False)
+    on_disk = plan_solve(disk, SolveConfig(loss="ritz")).config  # g from u, taken on the circle
+    assert (on_disk.sampling.sampler, on_disk.sampling.points, on_disk.hard_bc) == ("gauss", 2500, True)
     holes = plan_solve(builtin_problem("poisson_square_holes"), SolveConfig(loss="ritz")).config
     assert holes.sampling.sampler == "sobol"  # a square minus disks: no rule
     given = decide_sampling(square, SolveConfig(loss="ritz").replace(points=700, sampler="random"))

@@ -261,14 +261,12 @@ def test_hard_bc_imposes_dirichlet_data_exactly(problem):
 def test_hard_bc_refused_where_it_cannot_apply(capsys):
     assert main(["solve", "poisson_neumann_square", "--hard-bc", "--quiet"]) == 2
     assert "hard_bc needs a Dirichlet part" in capsys.readouterr().err
-    assert main(["solve", "poisson_lshape", "--hard-bc", "--quiet"]) == 2  # g from u
-    assert "derives g from u" in capsys.readouterr().err
-    # g derived from u (or equal to u inside) would hand the network the exact solution
-    assert main(["solve", "poisson_1d", "--hard-bc", "--quiet"]) == 2
-    assert "derives g from u" in capsys.readouterr().err
+    # a g equal to u inside would hand the network the exact solution
     with pytest.raises(ValueError, match="equals u inside"):
         solve(_with_g("poisson_1d", "sin(pi*x)"), small(loss="pinn", schedule="1:5", hard_bc=True))
-    # automatic choice for PINN: on for the 2-D file (g = 0 given), off for the 1-D one (g from u)
+    # automatic choice for PINN: on for the 2-D file (g = 0 given) and the 1-D one (g from u, taken
+    # on the boundary), off on the L-shape (trimmed edges at the re-entrant corner)
     on = solve(builtin_problem("poisson_2d_sin"), small(loss="pinn", schedule="1:2"))
-    off = solve(builtin_problem("poisson_1d"), small(loss="pinn", schedule="1:2"))
-    assert on.config.hard_bc is True and off.config.hard_bc is False
+    also = solve(builtin_problem("poisson_1d"), small(loss="pinn", schedule="1:2"))
+    off = solve(builtin_problem("poisson_lshape"), small(loss="pinn", schedule="1:2"))
+    assert on.config.hard_bc is True and also.config.hard_bc is True and off.config.hard_bc is False

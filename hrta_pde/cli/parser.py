@@ -123,8 +123,10 @@ def _add_solver_flags(sp) -> None:
                     help="boundary weight (default 100 for ritz and pinn)")
     sp.add_argument("--hard-bc", action=argparse.BooleanOptionalAction, default=None,
                     help="impose the Dirichlet data exactly, u = g + phi*N, instead of the boundary "
-                    "penalty (default: on where it applies for ritz on gauss points, and for pinn unless an edge's "
-                    "line cuts the domain, as at the L-shape's re-entrant corner)")
+                    "penalty; g derived from u is taken on the boundary only (default: on where it applies for ritz on "
+                    "gauss points, and for pinn where phi and g_ext are twice differentiable: not where an edge's "
+                    "line cuts the domain, as at the L-shape's re-entrant corner, nor where data from u are "
+                    "blended at corners)")
     sp.add_argument("--test-points", type=_positive_int, default=None,
                     help="independent random test points for the errors (default 10000)")
     sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 10)")

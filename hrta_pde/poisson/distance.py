@@ -81,6 +81,12 @@ class Segment:
         varphi = _sqrt(t**2 + f**4)
         return _sqrt(f**2 + ((varphi - t) / 2) ** 2)
 
+    def project(self, x):
+        """The closest point of the segment (the line's foot point, clamped to ``[p, q]``)."""
+        p, d = _t(self.p, x), _t(self.q - self.p, x)
+        t = torch.clamp(((x - p) * d).sum(dim=-1, keepdim=True) / self.L**2, 0.0, 1.0)
+        return p + t * d
+
 
 class Line:
     """Signed distance to the line through a segment (used where the line stays outside the
@@ -95,6 +101,11 @@ class Line:
         rel = x - p
         return self.sign * (rel[..., 0] * d[1] - rel[..., 1] * d[0]) / self.L
 
+    def project(self, x):
+        """The foot point on the line (affine in ``x``)."""
+        p, d = _t(self.p, x), _t(self.q - self.p, x)
+        return p + ((x - p) * d).sum(dim=-1, keepdim=True) / self.L**2 * d
+
 
 class Sphere:
     def __init__(self, center, radius, sign):
@@ -103,6 +114,11 @@ class Sphere:
     def __call__(self, x):
         return self.sign * (self.r**2 - ((x - _t(self.c, x)) ** 2).sum(dim=-1)) / (2 * self.r)
 
+    def project(self, x):
+        """The radial projection ``c + r (x - c) / |x - c|`` (singular at the centre only)."""
+        c = _t(self.c, x)
+        return c + self.r * (x - c) / _sqrt(((x - c) ** 2).sum(dim=-1, keepdim=True))
+
 
 class Plane:
     def __init__(self, axis, value, sign):
@@ -110,6 +126,12 @@ class Plane:
 
     def __call__(self, x):
         return self.sign * (x[..., self.axis] - self.value)
+
+    def project(self, x):
+        """``x`` with coordinate ``axis`` set to ``value``."""
+        e = torch.zeros(x.shape[-1], dtype=x.dtype, device=x.device)
+        e = e + (torch.arange(x.shape[-1], device=x.device) == self.axis).to(x.dtype)
+        return x + (self.value - x[..., self.axis:self.axis + 1]) * e
 
 
 class BoxBubble:
@@ -140,7 +162,10 @@ class BallBubble:
 
 def r_equivalence(phis: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``(prod_i phi_i / S, [prod_{k != j} phi_k / S for j])`` with ``S = sum_j prod_{k != j}
-    phi_k``: the R-equivalence ``1 / sum 1/phi_i`` and the transfinite weights (sum to 1)."""
+    phi_k``: the R-equivalence ``1 / sum 1/phi_i`` and the transfinite weights (sum to 1).
+
+    Where two or more ``phi_i`` vanish (a corner between pieces) ``S = 0``: there the
+    equivalence is 0 and the weights are shared by the vanishing pieces, not 0/0."""
     k = len(phis)
     if k == 1:
         return phis[0], [torch.ones_like(phis[0])]
@@ -155,7 +180,15 @@ def r_equivalence(phis: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Te
     total = others[0]
     for o in others[1:]:
         total = total + o
-    return prefix[-1] * phis[-1] / total, [o / total for o in others]
+    corner = total == 0
+    safe = torch.where(corner, torch.ones_like(total), total)
+    zeros = [(p == 0).to(p.dtype) for p in phis]
+    count = zeros[0]
+    for z in zeros[1:]:
+        count = count + z
+    count = torch.clamp(count, min=1.0)
+    weights = [torch.where(corner, z / count, o / safe) for z, o in zip(zeros, others)]
+    return prefix[-1] * phis[-1] / safe, weights
 
 
 def dirichlet_pieces(problem, n_check: int = 4096):
@@ -214,6 +247,7 @@ class HardDirichlet:
     def __init__(self, phi_fn, groups, kind, scale=1.0, smooth=True):
         self._phi_fn, self._groups, self.kind, self.scale = phi_fn, groups, kind, float(scale)
         self.smooth = bool(smooth)
+        self._frozen: list = []  # [(x, (g, grad g, hess g), (phi, grad phi, hess phi))], newest last
 
     def phi(self, x: torch.Tensor) -> torch.Tensor:
         return self._phi_fn(x) * self.scale if self.scale != 1.0 else self._phi_fn(x)
@@ -229,7 +263,88 @@ class HardDirichlet:
         return out
 
     def __call__(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        return self.g_ext(x)[..., None] + self.phi(x)[..., None] * out
+        frozen = self.frozen(x)
+        if frozen is None:
+            return self.g_ext(x)[..., None] + self.phi(x)[..., None] * out
+        (_, g), (_, p) = frozen
+        return g[:, None] + p[:, None] * out
+
+    def frozen(self, x: torch.Tensor):
+        """``((g, G), (phi, P))`` at the points ``x`` from a cache, or None.
+
+        ``g_ext`` and ``phi`` do not change during training, and the losses differentiate them at
+        the same training points at every evaluation (a box's extension from ``u`` has up to 80 terms,
+        a polygon's distance function one per edge). Where ``x`` (n, d) asks for derivatives (grad
+        mode, ``x.requires_grad``), their values, gradients and Hessians at these points are computed
+        once and kept (the last :data:`FROZEN_SETS` sets); ``G``, ``P`` are then the values with
+        those derivatives attached for autograd, exact to second order (what every loss here uses).
+        ``(G, P)`` are None where nothing is cached (under ``torch.func`` transforms, in no-grad
+        mode, or with ``x`` not a plain (n, d) tensor)."""
+        if not (torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.dim() == 2 and x.requires_grad):
+            return None
+        if torch._C._functorch.is_functorch_wrapped_tensor(x):
+            return None
+        key = x.detach()
+        hit = None
+        for entry in self._frozen:
+            if entry[0].shape == key.shape and entry[0].dtype == key.dtype and entry[0].device == key.device \
+                    and torch.equal(entry[0], key):
+                hit = entry
+                break
+        if hit is None:
+            hit = (key.clone(), _derivatives(self.g_ext, key), _derivatives(self.phi, key))
+            self._frozen = (self._frozen + [hit])[-FROZEN_SETS:]
+        return ((hit[1], _Frozen.apply(x, *hit[1])), (hit[2], _Frozen.apply(x, *hit[2])))
+
+
+#: How many point sets :meth:`HardDirichlet.frozen` keeps (interior, boundary, test points, ...).
+FROZEN_SETS = 4
+
+
+def _derivatives(fn, x: torch.Tensor):
+    """``(f, grad f, Hessian f)`` of ``fn: (n, d) -> (n,)`` at the points ``x``, by autograd."""
+    n, d = x.shape
+    with torch.enable_grad():
+        xr = x.detach().clone().requires_grad_(True)
+        v = fn(xr)
+        if v.dim() == 0:
+            v = v.expand(n)
+        if not v.requires_grad:
+            return v.detach().clone(), torch.zeros_like(x), torch.zeros(n, d, d, dtype=x.dtype, device=x.device)
+        (g,) = torch.autograd.grad(v.sum(), xr, create_graph=True)
+        rows = []
+        for j in range(d):
+            (h,) = torch.autograd.grad(g[:, j].sum(), xr, retain_graph=True, allow_unused=True) \
+                if g.requires_grad else (None,)
+            rows.append(torch.zeros_like(x) if h is None else h)
+    return v.detach(), g.detach(), torch.stack(rows, dim=1).detach()
+
+
+class _Frozen(torch.autograd.Function):
+    """A field given at fixed points by its value, gradient and Hessian there: autograd sees the
+    gradient, and (through :class:`_FrozenGrad`) the Hessian as its derivative."""
+
+    @staticmethod
+    def forward(ctx, x, value, grad, hess):
+        ctx.save_for_backward(x, grad, hess)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, out):
+        x, grad, hess = ctx.saved_tensors
+        return out[:, None] * _FrozenGrad.apply(x, grad, hess), None, None, None
+
+
+class _FrozenGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, grad, hess):
+        ctx.save_for_backward(hess)
+        return grad.clone()
+
+    @staticmethod
+    def backward(ctx, out):
+        (hess,) = ctx.saved_tensors
+        return (out[:, :, None] * hess).sum(dim=1), None, None
 
 
 def _req(values):
@@ -242,32 +357,110 @@ def _eval_g(g, x):
     return g(x)
 
 
+#: At most this many evaluations of ``g`` per point for the box's transfinite (Coons) extension,
+#: ``prod_i (1 + n_i) - 1`` with ``n_i`` the Dirichlet faces of axis ``i`` (80: a 4-D box).
+COONS_MAX_TERMS = 80
+
+
+class TraceExtension:
+    """Dirichlet data known on the boundary only (derived from ``u``), extended inside from there.
+
+    ``u``'s values are used on the Dirichlet parts and nowhere else, so the extension never hands the
+    network the solution. Three forms:
+
+    * ``"coons"``: on a box, the Boolean sum of the axes' interpolations (Gordon's transfinite, or
+      Coons, interpolation), ``g_ext = (1 - prod_i (1 - P_i)) g`` with ``P_i g`` the linear
+      interpolation in ``x_i`` between the values on the two faces of axis ``i`` (or the value on
+      its one Dirichlet face). It equals ``g`` on every Dirichlet face and is as smooth as ``g``;
+    * ``"ball"``: on a disk or ball, ``rho^4 g(c + r (x - c)/|x - c|) + (1 - rho^4) mean(g)`` with
+      ``rho = |x - c| / r``: ``g`` on the sphere, twice differentiable at the centre;
+    * ``"piece"``: one part, ``g`` at the closest point of the piece (its line, plane or circle; a
+      trimmed segment clamps to its ends), blended between parts by the transfinite weights.
+    """
+
+    def __init__(self, g, form, *, terms=None, piece=None, center=None, radius=None, mean=0.0):
+        self.g, self.form, self.terms, self.piece = g, form, terms, piece
+        self.center, self.radius, self.mean = center, radius, float(mean)
+
+    def __call__(self, x):
+        if self.form == "piece":
+            return self.g(self.piece.project(x))
+        if self.form == "ball":
+            c = _t(self.center, x)
+            rho4 = (((x - c) ** 2).sum(dim=-1) / self.radius**2) ** 2
+            on_sphere = self.g(c + self.radius * (x - c) / _sqrt(((x - c) ** 2).sum(dim=-1, keepdim=True)))
+            return rho4 * on_sphere + (1.0 - rho4) * self.mean
+        out = None
+        cols = [x[..., j] for j in range(x.shape[-1])]
+        for sign, fixes in self.terms:
+            y, weight = list(cols), None
+            for axis, value, factor in fixes:
+                y[axis] = torch.full_like(cols[axis], value)
+                if factor is not None:
+                    lo, hi, upper = factor
+                    t = (cols[axis] - lo) / (hi - lo)
+                    w = t if upper else 1.0 - t
+                    weight = w if weight is None else weight * w
+            v = self.g(torch.stack(y, dim=-1))
+            v = sign * (v if weight is None else weight * v)
+            out = v if out is None else out + v
+        return out
+
+
+def _coons_terms(lo, hi, faces) -> list:
+    """``[(sign, [(axis, value, factor)])]``: the terms of the Boolean sum over the axes with
+    Dirichlet faces (``faces[i]``: the Dirichlet sides of axis ``i``, 0 = lo, 1 = hi); ``factor``
+    ``(lo, hi, upper)`` for the linear weight, None where the axis has one face."""
+    import itertools
+
+    axes = [i for i in range(len(lo)) if faces[i]]
+    terms = []
+    for size in range(1, len(axes) + 1):
+        for subset in itertools.combinations(axes, size):
+            for choice in itertools.product(*[faces[i] for i in subset]):
+                fixes = []
+                for axis, side in zip(subset, choice):
+                    value = float(hi[axis] if side else lo[axis])
+                    factor = (float(lo[axis]), float(hi[axis]), bool(side)) if len(faces[axis]) == 2 else None
+                    fixes.append((axis, value, factor))
+                terms.append((1.0 if size % 2 else -1.0, fixes))
+    return terms
+
+
+def _dirichlet_conditions(problem) -> dict:
+    """``{id(cd): (cd, [part indices])}`` of the Dirichlet conditions on the boundary."""
+    out = {}
+    for k, cd in enumerate(problem.conditions):
+        if cd is not None and cd.kind == "dirichlet" and (not problem.parts.present or problem.parts.present[k]):
+            out.setdefault(id(cd), (cd, []))[1].append(k)
+    return out
+
+
+def _traced(cd) -> bool:
+    """Whether the Dirichlet data of ``cd`` are derived from ``u`` (not written in the file)."""
+    return "g" not in cd.written
+
+
 def hard_bc_obstacle(problem) -> str | None:
     """Why :func:`hard_dirichlet` cannot apply to ``problem`` (None if it can)."""
-    conds = [cd for k, cd in enumerate(problem.conditions) if cd is not None and cd.kind == "dirichlet"
-             and (not problem.parts.present or problem.parts.present[k])]
+    conds = [cd for cd, _ in _dirichlet_conditions(problem).values()]
     if not conds:
         return (f"hard_bc needs a Dirichlet part; {problem.name!r} is a {problem.boundary_kind} problem "
                 "without one")
     inside = None
-    for cd in {id(cd): cd for cd in conds}.values():
-        if "g" not in cd.written:
-            return (f"hard_bc needs the Dirichlet data g written in the problem file ({cd.where} g = ...): it "
-                    f"is extended into the domain from that expression, and {problem.name!r} derives g from "
-                    "u, which would hand the network the exact solution")
-        if problem.u is not None:
+    for cd in conds:
+        if not _traced(cd) and problem.u is not None:
             if inside is None:
                 inside = problem.sample_interior(64, generator=torch.Generator().manual_seed(0),
                                                  sampler="random", dtype=torch.float64, device="cpu").numpy()
             if expressions_agree(cd.g, problem.u, problem.dim, points=inside):
                 return (f"hard_bc: g of {problem.name!r} ({cd.where}) equals u inside the domain too, so the "
-                        "extension would be the exact solution; write g so that it only matches u on the "
-                        "boundary")
-    if not _bubble_applies(problem):
-        try:
-            dirichlet_pieces(problem)
-        except DistanceError as exc:
-            return f"hard_bc: {exc}"
+                        "extension would be the exact solution; omit g (it is then taken from u on the "
+                        "boundary only) or write g so that it only matches u on the boundary")
+    try:
+        _build(problem)
+    except DistanceError as exc:
+        return f"hard_bc: {exc}"
     return None
 
 
@@ -276,12 +469,11 @@ def hard_bc_applicable(problem) -> bool:
     return hard_bc_obstacle(problem) is None
 
 
-def _bubble_applies(problem) -> bool:
-    """Pure Dirichlet with one ``g`` on a shape with a product formula (a box or a ball)."""
-    conds = problem.conditions
-    d_conds = {id(cd) for k, cd in enumerate(conds) if cd is not None and cd.kind == "dirichlet"
-               and (not problem.parts.present or problem.parts.present[k])}
-    return (all(cd is not None and cd.kind == "dirichlet" for cd in conds) and len(d_conds) == 1
+def _bubble_applies(problem, d_conds) -> bool:
+    """Pure Dirichlet with one ``g`` (or data from ``u`` only) on a shape with a product formula
+    (a box or a ball)."""
+    one = len(d_conds) == 1 or all(_traced(cd) for cd, _ in d_conds.values())
+    return (all(cd is not None and cd.kind == "dirichlet" for cd in problem.conditions) and one
             and problem.shape.bubble() is not None)
 
 
@@ -292,32 +484,71 @@ def hard_dirichlet(problem) -> HardDirichlet:
     pure Dirichlet problem with one ``g`` on a box ``prod_i (x_i - lo_i)(hi_i - x_i) / ((hi_i - lo_i)/2)^2``
     and on a ball ``1 - |x - c|^2 / r^2`` (the shape's :meth:`bubble`); elsewhere (polygons, disks with
     holes, CSG domains, Dirichlet data on some parts only) the R-function combination of the parts'
-    distance functions (the shape's ``distance_function``). ``g_ext`` is the Dirichlet expression of the
-    problem file evaluated inside the domain too, blended by transfinite interpolation where parts have
-    different data. Refused with :class:`DistanceError` (the reason of :func:`hard_bc_obstacle`):
-    problems without Dirichlet parts, a ``g`` derived from ``u`` or equal to ``u`` inside (the
-    extension would be the exact solution), and parts without a distance function here.
+    distance functions (the shape's ``distance_function``). ``g_ext``: a ``g`` written in the problem
+    file is evaluated inside the domain too, blended by transfinite interpolation where parts have
+    different data; a ``g`` derived from ``u`` is taken on the Dirichlet parts only and extended
+    from there (:class:`TraceExtension`). Refused with :class:`DistanceError` (the reason of
+    :func:`hard_bc_obstacle`): problems without Dirichlet parts, a written ``g`` equal to ``u``
+    inside (the extension would be the exact solution), parts without a distance function here, and
+    data from ``u`` that are not finite where the extension evaluates them.
     """
     obstacle = hard_bc_obstacle(problem)
     if obstacle is not None:
         raise DistanceError(obstacle + "; impose the Dirichlet data with the boundary penalty instead "
                             "(hard_bc off)", reason=obstacle)
-    conds = problem.conditions
-    d_conds = {}
-    for k, cd in enumerate(conds):
-        if cd is not None and cd.kind == "dirichlet" and (not problem.parts.present
-                                                          or problem.parts.present[k]):
-            d_conds.setdefault(id(cd), (cd, []))[1].append(k)
-    if _bubble_applies(problem):
-        bubble = problem.shape.bubble()
+    return _build(problem)
+
+
+def _build(problem) -> HardDirichlet:
+    d_conds = _dirichlet_conditions(problem)
+    shape = problem.shape
+    traced = [cd for cd, _ in d_conds.values() if _traced(cd)]
+    if _bubble_applies(problem, d_conds) and not traced:
+        bubble = shape.bubble()
         return HardDirichlet(bubble, [(None, next(iter(d_conds.values()))[0].g_torch)], bubble.kind)
     pieces, x = dirichlet_pieces(problem)
-    groups = [([pieces[k] for k in ks], cd.g_torch) for cd, ks in d_conds.values()]
-    order = [pieces[k] for k in sorted(pieces)]
+    if _bubble_applies(problem, d_conds):
+        phi, kind, scale = shape.bubble(), shape.bubble().kind, 1.0
+    else:
+        order = [pieces[k] for k in sorted(pieces)]
 
-    def phi(x):
-        return _req([p(x) for p in order])
+        def phi(x):
+            return _req([p(x) for p in order])
 
-    top = float(phi(x).max())
-    scale = 1.0 / top if top > 0 and math.isfinite(top) else 1.0
-    return HardDirichlet(phi, groups, "adf", scale, smooth=not any(isinstance(p, Segment) for p in order))
+        top = float(phi(x).max())
+        scale = 1.0 / top if top > 0 and math.isfinite(top) else 1.0
+        kind = "adf"
+    smooth = not any(isinstance(p, Segment) for p in pieces.values())
+    g_u = traced[0].g_torch if traced else None
+    lo, hi = getattr(shape, "lo", None), getattr(shape, "hi", None)
+    box_faces = None
+    if traced and len(traced) == len(d_conds) and type(shape).__name__ == "Box":
+        box_faces = [[side for side in (0, 1) if 2 * i + side in pieces] for i in range(problem.dim)]
+        if int(np.prod([1 + len(f) for f in box_faces])) - 1 > COONS_MAX_TERMS:
+            box_faces = None
+    if box_faces is not None:
+        groups = [(None, TraceExtension(g_u, "coons", terms=_coons_terms(lo, hi, box_faces)))]
+    elif traced and len(traced) == len(d_conds) and len(pieces) == 1 and isinstance(
+            next(iter(pieces.values())), Sphere) and next(iter(pieces.values())).sign > 0:
+        sphere = next(iter(pieces.values()))
+        k = next(iter(pieces))
+        on = torch.as_tensor(shape.part_points(k, 256), dtype=torch.float64)
+        mean = float(g_u(on).mean())
+        groups = [(None, TraceExtension(g_u, "ball", center=sphere.c, radius=sphere.r, mean=mean))]
+    else:
+        groups = []
+        for cd, ks in d_conds.values():
+            if _traced(cd):
+                groups += [([pieces[k]], TraceExtension(cd.g_torch, "piece", piece=pieces[k])) for k in ks]
+            else:
+                groups.append(([pieces[k] for k in ks], cd.g_torch))
+        if traced and len(groups) > 1 and any(not isinstance(p, Sphere) for p in pieces.values()):
+            smooth = False  # the transfinite weights are not twice differentiable where pieces meet
+    out = HardDirichlet(phi, groups, kind, scale, smooth=smooth)
+    if traced:
+        values = out.g_ext(x)
+        if not bool(torch.isfinite(values).all()):
+            raise DistanceError(f"the Dirichlet data of {problem.name!r} derived from u are not finite where "
+                                "they are extended into the domain (at the closest boundary points); write "
+                                "g in the problem file")
+    return out
