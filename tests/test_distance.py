@@ -50,9 +50,12 @@ def test_lshape_phi_vanishes_on_the_boundary_and_is_normalised():
     tr = hard_dirichlet(p)
     assert isinstance(tr, HardDirichlet) and tr.kind == "adf"
     b, _ = check_phi(p, tr)
-    # first order and normalised: |grad phi| = 1 (times the scale) on the edges, away from corners
+    # first order and normalised: |grad phi| = 1 (times the scale) on the outer edges, away from
+    # corners (the two inner edges share the corner function r^(2/3) sin(2 theta/3), not normalised)
     corners = np.array([[-1, -1], [0, -1], [0, 0], [1, 0], [1, 1], [-1, 1]], float)
-    far = np.min(np.linalg.norm(b.x.numpy()[:, None] - corners[None], axis=2), axis=1) > 0.05
+    xn = b.x.numpy()
+    inner = ((np.abs(xn[:, 0]) < 1e-12) & (xn[:, 1] < 0)) | ((np.abs(xn[:, 1]) < 1e-12) & (xn[:, 0] > 0))
+    far = (np.min(np.linalg.norm(xn[:, None] - corners[None], axis=2), axis=1) > 0.05) & ~inner
     xb = (b.x[far] - 1e-6 * b.normal[far]).clone().requires_grad_(True)  # just inside
     (g,) = torch.autograd.grad(tr.phi(xb).sum(), xb)
     np.testing.assert_allclose(g.norm(dim=1).numpy() / tr.scale, 1.0, rtol=1e-4)
@@ -235,3 +238,30 @@ def test_cached_transform_equals_the_direct_one_to_second_derivatives(problem):
     with torch.no_grad():  # no derivatives asked: evaluated directly, nothing cached
         torch.testing.assert_close(tr(x + 0, out_fn(x)), tr.g_ext(x)[:, None] + tr.phi(x)[:, None] * out_fn(x))
     assert len(tr._frozen) == 1
+
+
+def test_reentrant_corner_function_is_harmonic_and_vanishes_on_both_edges():
+    from hrta_pde.poisson.distance import Corner
+
+    tr = hard_dirichlet(lshape({"type": "dirichlet", "g": "0"}))
+    corners = {id(p): p for p in tr._groups[0][0] if isinstance(p, Corner)}
+    # both inner edges: one harmonic corner function; its gradient is unbounded at the vertex, so the
+    # transform is not "smooth" (PINN keeps the penalty there by default)
+    assert len(corners) == 1 and not tr.smooth
+    (c,) = corners.values()
+    assert c.omega == pytest.approx(1.5 * np.pi, rel=1e-14) and np.allclose(c.v, [0.0, 0.0])
+    t = torch.linspace(0.01, 1.0, 50, dtype=T)
+    edges = torch.cat([torch.stack([t, 0 * t], 1), torch.stack([0 * t, -t], 1)])  # the two inner edges
+    assert float(c(edges).abs().max()) < 1e-15
+    p = lshape({"type": "dirichlet", "g": "0"})
+    x = p.sample_interior(400, generator=gen(6), sampler="random", dtype=T)
+    v, _, lap = _derivatives(c, x)
+    assert (v > 0).all()
+    assert float(lap.abs().max()) < 1e-11 * float(v.abs().max()) + 1e-11
+    # in polar coordinates around the vertex: r^(2/3) sin(2 theta / 3), theta from the edge y = 0, x > 0
+    r, th = x.norm(dim=1), torch.remainder(torch.atan2(x[:, 1], x[:, 0]), 2 * np.pi)
+    torch.testing.assert_close(v, r ** (2 / 3) * torch.sin(2 * th / 3), rtol=1e-13, atol=1e-14)
+    check_phi(p, tr)
+    # different data on the two edges: the trimmed segments stay
+    other = hard_dirichlet(lshape({"type": "dirichlet", "g": "0", "edge2": {"type": "dirichlet", "g": "x"}}))
+    assert not any(isinstance(q, Corner) for grp, _ in other._groups for q in grp) and not other.smooth

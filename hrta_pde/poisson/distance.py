@@ -10,6 +10,9 @@ physics-informed deep neural networks" (CMAME 389, 2022):
   to the line and ``t = ((L/2)^2 - |x - x_c|^2) / L`` the trimming disk; a circle or sphere
   ``(r^2 - |x - c|^2) / (2 r)`` (sign chosen so it is positive in the domain: a hole gets the
   other sign); a face of a box in d >= 3 (or an end of an interval) the distance to its plane;
+* at a re-entrant polygon vertex (interior angle ``omega > pi``) whose two edges carry the same
+  written data, the two trimmed segments are replaced by the harmonic corner function
+  ``r^(pi/omega) sin(pi theta/omega)`` (:class:`Corner`), which behaves like the solution there;
 * the pieces are joined by R-equivalence (m = 1): ``phi = 1 / sum_i (1/phi_i)``, written as
   ``prod_i phi_i / sum_j prod_{k != j} phi_k`` so that it is finite and smooth where one piece
   vanishes; ``phi`` vanishes (to 1e-100) on the Dirichlet parts only, is positive inside, and is scaled so
@@ -18,7 +21,10 @@ physics-informed deep neural networks" (CMAME 389, 2022):
 The data are extended inside by transfinite interpolation over the parts with different data,
 ``g_ext = sum_j w_j g_j`` with ``w_j = (1/psi_j) / sum_l (1/psi_l)`` (``psi_j`` the ADF of the parts
 of data ``g_j``; ``w_j = 1`` on those parts), each ``g_j`` the expression written in the file, or
-the single written ``g`` as is where all Dirichlet parts share it.
+the single written ``g`` as is where all Dirichlet parts share it. Data derived from ``u`` are used
+on the Dirichlet parts only (:class:`TraceExtension`): the Coons interpolation of the face values
+on a box, a radial extension on a disk or ball, else ``u`` at each part's closest point, blended
+by the same weights. The weights and the R-equivalence are finite where several pieces vanish.
 
 Everything is pure torch (no in-place updates, no ``.item()``), so the transform works under
 ``torch.func.vmap`` / ``jacrev``; ``x`` may be ``(n, d)`` or a single point ``(d,)``.
@@ -105,6 +111,58 @@ class Line:
         """The foot point on the line (affine in ``x``)."""
         p, d = _t(self.p, x), _t(self.q - self.p, x)
         return p + ((x - p) * d).sum(dim=-1, keepdim=True) / self.L**2 * d
+
+
+class Corner:
+    """``r^(pi/omega) sin(pi theta / omega)`` at a re-entrant vertex ``v`` of interior angle
+    ``omega > pi``: ``r = |x - v|``, ``theta`` the angle from the first edge's ray, through the
+    domain, to the second's. It vanishes on both edges (on their whole rays), is positive in the
+    sector between them and harmonic, so, unlike the two trimmed segments it replaces, its
+    Laplacian is bounded (0) at the vertex; its gradient grows like ``r^(pi/omega - 1)``, as that
+    of the solution does there (``-Laplace u = f`` with ``u = 0`` on both edges behaves like this
+    function near the vertex)."""
+
+    def __init__(self, vertex, start, omega):
+        self.v, self.e, self.omega = np.asarray(vertex, float), np.asarray(start, float), float(omega)
+        self.e = self.e / np.linalg.norm(self.e)
+
+    def __call__(self, x):
+        rel = x - _t(self.v, x)
+        e = _t(self.e, x)
+        c = rel[..., 0] * e[0] + rel[..., 1] * e[1]
+        s = e[0] * rel[..., 1] - e[1] * rel[..., 0]
+        theta = torch.remainder(torch.atan2(s, c), 2 * math.pi)
+        r = _sqrt((rel**2).sum(dim=-1))
+        k = math.pi / self.omega
+        return r**k * torch.sin(k * theta)
+
+
+def _reentrant_corners(shape, pieces, problem, x) -> dict:
+    """``{part: Corner}`` for the re-entrant vertices of a polygon whose two edges are Dirichlet
+    parts with the same written data and trimmed segments here (the L-shape's inner corner)."""
+    if type(shape).__name__ != "Polygon":
+        return {}
+    v = shape.user_vertices
+    nv = len(v)
+    area2 = float(np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]))
+    out = {}
+    for i in range(nv):
+        before, after = (i - 1) % nv, i  # edge i-1 ends at vertex i, edge i starts there
+        if not all(isinstance(pieces.get(k), Segment) for k in (before, after)):
+            continue
+        cd = problem.conditions[before]
+        if cd is not problem.conditions[after] or _traced(cd):
+            continue
+        to_prev, to_next = v[before] - v[i], v[(i + 1) % nv] - v[i]
+        start, end = (to_next, to_prev) if area2 > 0 else (to_prev, to_next)  # the domain is CCW from start
+        omega = math.atan2(start[0] * end[1] - start[1] * end[0], start @ end) % (2 * math.pi)
+        if omega <= math.pi + 1e-9:
+            continue
+        corner = Corner(v[i], start, omega)
+        if not bool((corner(x) > 0).all()):
+            continue  # a ray that comes back into the domain
+        out[before] = out[after] = corner
+    return out
 
 
 class Sphere:
@@ -239,9 +297,11 @@ class HardDirichlet:
     the Dirichlet data on the Dirichlet parts. Calling ``transform(x, out)`` with the network's
     output ``out`` (n, 1) gives ``g_ext(x)[:, None] + phi(x)[:, None] * out`` (for
     ``net.apply_output_transform``). ``kind`` is ``"box"``, ``"ball"`` (the product formulas of
-    earlier versions, kept for pure Dirichlet problems on those) or ``"adf"``. ``smooth``: no trimmed
-    segment among the pieces (an edge whose line cuts the domain, as at the re-entrant corner of
-    the L-shape): the second derivatives of a trimmed segment's distance are unbounded at its ends.
+    earlier versions, kept for pure Dirichlet problems on those) or ``"adf"``. ``smooth``: ``phi``
+    and ``g_ext`` are twice differentiable with bounded derivatives: no trimmed segment among the
+    pieces (an edge whose line cuts the domain: its distance's second derivatives are unbounded at
+    its ends), no :class:`Corner` (its gradient is unbounded at the vertex), and no data from ``u``
+    blended between pieces that meet at corners.
     """
 
     def __init__(self, phi_fn, groups, kind, scale=1.0, smooth=True):
@@ -407,6 +467,11 @@ class TraceExtension:
         return out
 
 
+def _distinct(pieces) -> list:
+    """The pieces in order, each once (a :class:`Corner` stands for both edges of its vertex)."""
+    return list({id(p): p for p in pieces}.values())
+
+
 def _coons_terms(lo, hi, faces) -> list:
     """``[(sign, [(axis, value, factor)])]``: the terms of the Boolean sum over the axes with
     Dirichlet faces (``faces[i]``: the Dirichlet sides of axis ``i``, 0 = lo, 1 = hi); ``factor``
@@ -507,10 +572,11 @@ def _build(problem) -> HardDirichlet:
         bubble = shape.bubble()
         return HardDirichlet(bubble, [(None, next(iter(d_conds.values()))[0].g_torch)], bubble.kind)
     pieces, x = dirichlet_pieces(problem)
+    pieces.update(_reentrant_corners(shape, pieces, problem, x))
     if _bubble_applies(problem, d_conds):
         phi, kind, scale = shape.bubble(), shape.bubble().kind, 1.0
     else:
-        order = [pieces[k] for k in sorted(pieces)]
+        order = _distinct(pieces[k] for k in sorted(pieces))
 
         def phi(x):
             return _req([p(x) for p in order])
@@ -518,7 +584,7 @@ def _build(problem) -> HardDirichlet:
         top = float(phi(x).max())
         scale = 1.0 / top if top > 0 and math.isfinite(top) else 1.0
         kind = "adf"
-    smooth = not any(isinstance(p, Segment) for p in pieces.values())
+    smooth = not any(isinstance(p, (Segment, Corner)) for p in pieces.values())
     g_u = traced[0].g_torch if traced else None
     lo, hi = getattr(shape, "lo", None), getattr(shape, "hi", None)
     box_faces = None
@@ -541,7 +607,7 @@ def _build(problem) -> HardDirichlet:
             if _traced(cd):
                 groups += [([pieces[k]], TraceExtension(cd.g_torch, "piece", piece=pieces[k])) for k in ks]
             else:
-                groups.append(([pieces[k] for k in ks], cd.g_torch))
+                groups.append((_distinct(pieces[k] for k in ks), cd.g_torch))
         if traced and len(groups) > 1 and any(not isinstance(p, Sphere) for p in pieces.values()):
             smooth = False  # the transfinite weights are not twice differentiable where pieces meet
     out = HardDirichlet(phi, groups, kind, scale, smooth=smooth)
