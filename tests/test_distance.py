@@ -265,3 +265,36 @@ def test_reentrant_corner_function_is_harmonic_and_vanishes_on_both_edges():
     # different data on the two edges: the trimmed segments stay
     other = hard_dirichlet(lshape({"type": "dirichlet", "g": "0", "edge2": {"type": "dirichlet", "g": "x"}}))
     assert not any(isinstance(q, Corner) for grp, _ in other._groups for q in grp) and not other.smooth
+
+
+def test_review_cases_off_centre_hole_rotated_corner_collinear_neumann_and_singular_ends():
+    from hrta_pde.poisson.distance import Corner
+
+    # a disk minus an off-centre hole, data from u: the outer circle's centre is in the domain, so
+    # its extension is the radial blend (the plain projection jumps at the centre)
+    p = _from_u({"type": "difference", "a": {"type": "disk", "center": [0, 0], "radius": 1.0},
+                 "b": {"type": "disk", "center": [0.5, 0], "radius": 0.2}}, "exp(x)*y + x^3 + 1")
+    tr = hard_dirichlet(p)
+    assert [grp[1].form for grp in tr._groups] == ["ball", "piece"] and not tr.smooth  # PINN: penalty
+    near = torch.tensor([[1e-4, 0.0], [-1e-4, 0.0]], dtype=T)
+    assert float((tr.g_ext(near)[0] - tr.g_ext(near)[1]).abs()) < 1e-4  # it jumped by 1.0
+    # an L-shape rotated by 30 degrees: the corner function vanishes on both inner edges
+    c, s_ = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    rot = [[c * a - s_ * b, s_ * a + c * b] for a, b in [[-1, -1], [0, -1], [0, 0], [1, 0], [1, 1], [-1, 1]]]
+    q = problem_from_dict({"domain": {"type": "polygon", "vertices": rot}, "solution": {"f": "1"},
+                           "boundary": {"type": "dirichlet", "g": "0"}})
+    trq = hard_dirichlet(q)
+    assert any(isinstance(pc, Corner) for pc in trq._groups[0][0])
+    check_phi(q, trq)
+    # a corner whose ray runs along a collinear Neumann edge: no corner function (phi would vanish there)
+    poly = [[-1, -1], [0, -1], [0, 0], [1, 0], [1, 0.5], [2, 0.5], [2, 0], [3, 0], [3, 1], [-1, 1]]
+    r = problem_from_dict({"domain": {"type": "polygon", "vertices": poly}, "solution": {"f": "1"},
+                           "boundary": {"type": "dirichlet", "g": "0", "edge6": {"type": "neumann", "h": "0"}}})
+    trr = hard_dirichlet(r)
+    xn = torch.as_tensor(r.shape.part_points(6, 32), dtype=T)
+    assert float(trr.phi(xn).min()) > 1e-3
+    # u singular at the re-entrant corner (catalog L-shape): finite derivatives of the extension
+    lsh = builtin_problem("poisson_lshape")
+    x = lsh.sample_interior(300, generator=gen(7), sampler="random", dtype=T)
+    _, grad, lap = _derivatives(hard_dirichlet(lsh).g_ext, x)
+    assert torch.isfinite(grad).all() and torch.isfinite(lap).all()
