@@ -157,29 +157,31 @@ def _scalar_features(fn) -> Callable:
     return features
 
 
-def _batched_scalar_features(fn, x: torch.Tensor) -> tuple:
-    """``(f, grad f, Laplace f)`` of ``fn: (n, d) -> (n,)`` at all the points ``x`` (autograd)."""
+def field_derivatives(fn, x: torch.Tensor) -> tuple:
+    """``(f, grad f, Hessian f)`` of a parameter-free ``fn: (n, d) -> (n,)`` at all the points ``x``
+    (autograd, detached; zeros where ``fn`` does not depend on ``x``)."""
     n, d = x.shape
     with torch.enable_grad():
         xr = x.detach().clone().requires_grad_(True)
         v = fn(xr)
+        if v.dim() == 0:
+            v = v.expand(n)
         if not v.requires_grad:
-            zero = torch.zeros(n, dtype=x.dtype, device=x.device)
-            return v.detach().expand(n).clone(), torch.zeros_like(x), zero
+            return v.detach().clone(), torch.zeros_like(x), torch.zeros(n, d, d, dtype=x.dtype, device=x.device)
         (g,) = torch.autograd.grad(v.sum(), xr, create_graph=True)
-        lap = torch.zeros(n, dtype=x.dtype, device=x.device)
+        rows = []
         for j in range(d):
-            if g.requires_grad:
-                (h,) = torch.autograd.grad(g[:, j].sum(), xr, retain_graph=True, allow_unused=True)
-                if h is not None:
-                    lap = lap + h[:, j]
-    return v.detach(), g.detach(), lap.detach()
+            (h,) = torch.autograd.grad(g[:, j].sum(), xr, retain_graph=True, allow_unused=True) \
+                if g.requires_grad else (None,)
+            rows.append(torch.zeros_like(x) if h is None else h)
+    return v.detach(), g.detach(), torch.stack(rows, dim=1).detach()
 
 
 def _lifted(inner: Callable, lift) -> Callable:
     """Features of ``u = g_ext + phi N`` from those of ``N`` (product rule). ``g_ext`` and ``phi``
     do not depend on the parameters: :class:`GramJacobian` computes their features at a term's
-    points once (``features.lift_features``) and passes them as ``aux``."""
+    points once (``features.lift_features``; from the transform's own cache where it has one,
+    ``lift.derivatives(x)``) and passes them as ``aux``."""
     gf, pf = _scalar_features(lift.g_ext), _scalar_features(lift.phi)
 
     def features(params, x, aux=None):
@@ -188,7 +190,9 @@ def _lifted(inner: Callable, lift) -> Callable:
         return g + p * n, gg + n * gp + p * gn, lg + n * lp + 2 * (gp * gn).sum() + p * ln
 
     def lift_features(x):  # (n, d) -> six batched tensors
-        return (*_batched_scalar_features(lift.g_ext, x), *_batched_scalar_features(lift.phi, x))
+        cached = getattr(lift, "derivatives", None)
+        g, p = cached(x) if cached is not None else (field_derivatives(lift.g_ext, x), field_derivatives(lift.phi, x))
+        return tuple(t for v, grad, hess in (g, p) for t in (v, grad, hess.diagonal(dim1=1, dim2=2).sum(-1)))
 
     features.lift_features = lift_features
     return features

@@ -38,11 +38,13 @@ transform of a problem, :func:`hard_bc_obstacle` says why it cannot (or None).
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import torch
 
+from hrta_pde.engd import field_derivatives
 from hrta_pde.poisson.expressions import expressions_agree
 
 __all__ = ["DistanceError", "HardDirichlet", "dirichlet_pieces", "hard_bc_applicable", "hard_bc_obstacle",
@@ -361,40 +363,24 @@ class HardDirichlet:
             return None
         if torch._C._functorch.is_functorch_wrapped_tensor(x) or torch._C._functorch.peek_interpreter_stack() is not None:
             return None  # under a torch.func transform (over the parameters too): no custom Function
-        key = x.detach()
-        hit = None
+        g, p = self.derivatives(x.detach())
+        return ((g, _Frozen.apply(x, *g)), (p, _Frozen.apply(x, *p)))
+
+    def derivatives(self, x: torch.Tensor):
+        """``((g, grad g, Hessian g), (phi, grad phi, Hessian phi))`` at the points ``x`` (n, d),
+        computed once per point set (the last :data:`FROZEN_SETS` sets are kept): the losses'
+        autograd (:meth:`frozen`) and the engd Jacobian share them."""
         for entry in self._frozen:
-            if entry[0].shape == key.shape and entry[0].dtype == key.dtype and entry[0].device == key.device \
-                    and torch.equal(entry[0], key):
-                hit = entry
-                break
-        if hit is None:
-            hit = (key.clone(), _derivatives(self.g_ext, key), _derivatives(self.phi, key))
-            self._frozen = (self._frozen + [hit])[-FROZEN_SETS:]
-        return ((hit[1], _Frozen.apply(x, *hit[1])), (hit[2], _Frozen.apply(x, *hit[2])))
+            if entry[0].shape == x.shape and entry[0].dtype == x.dtype and entry[0].device == x.device \
+                    and torch.equal(entry[0], x):
+                return entry[1], entry[2]
+        hit = (x.detach().clone(), field_derivatives(self.g_ext, x), field_derivatives(self.phi, x))
+        self._frozen = (self._frozen + [hit])[-FROZEN_SETS:]
+        return hit[1], hit[2]
 
 
 #: How many point sets :meth:`HardDirichlet.frozen` keeps (interior, boundary, test points, ...).
 FROZEN_SETS = 4
-
-
-def _derivatives(fn, x: torch.Tensor):
-    """``(f, grad f, Hessian f)`` of ``fn: (n, d) -> (n,)`` at the points ``x``, by autograd."""
-    n, d = x.shape
-    with torch.enable_grad():
-        xr = x.detach().clone().requires_grad_(True)
-        v = fn(xr)
-        if v.dim() == 0:
-            v = v.expand(n)
-        if not v.requires_grad:
-            return v.detach().clone(), torch.zeros_like(x), torch.zeros(n, d, d, dtype=x.dtype, device=x.device)
-        (g,) = torch.autograd.grad(v.sum(), xr, create_graph=True)
-        rows = []
-        for j in range(d):
-            (h,) = torch.autograd.grad(g[:, j].sum(), xr, retain_graph=True, allow_unused=True) \
-                if g.requires_grad else (None,)
-            rows.append(torch.zeros_like(x) if h is None else h)
-    return v.detach(), g.detach(), torch.stack(rows, dim=1).detach()
 
 
 class _Frozen(torch.autograd.Function):
@@ -486,6 +472,20 @@ class TraceExtension:
             out = v if out is None else out + v
         return out
 
+    def _segment(self, x):
+        """``g`` at the closest point of a trimmed segment: the foot point inside, the end's value
+        (a constant) beyond it. ``g`` is evaluated at the segment's midpoint for the points beyond, so
+        that a ``u`` singular at an end (the L-shape's re-entrant corner) leaves no NaN in the
+        derivatives."""
+        seg = self.piece
+        p, d = _t(seg.p, x), _t(seg.q - seg.p, x)
+        t = ((x - p) * d).sum(dim=-1, keepdim=True) / seg.L**2
+        inside = (t > 0) & (t < 1)
+        safe = torch.where(inside, t, torch.full_like(t, 0.5))
+        ends = self.g(torch.stack([p, p + d]))
+        v = self.g(p + safe * d)
+        return torch.where(inside[..., 0], v, torch.where(t[..., 0] <= 0, ends[0], ends[1]))
+
 
 def _piece_trace(g, piece, k, shape):
     """The extension of ``g`` from one part: radial with a blend to the mean for a circle or sphere
@@ -501,30 +501,10 @@ def _distinct(pieces) -> list:
     return list({id(p): p for p in pieces}.values())
 
 
-def _segment_trace(self, x):
-    """``g`` at the closest point of a trimmed segment: the foot point inside, the end's value
-    (a constant) beyond it. ``g`` is evaluated at the segment's midpoint for the points beyond, so
-    that a ``u`` singular at an end (the L-shape's re-entrant corner) leaves no NaN in the
-    derivatives."""
-    seg = self.piece
-    p, d = _t(seg.p, x), _t(seg.q - seg.p, x)
-    t = ((x - p) * d).sum(dim=-1, keepdim=True) / seg.L**2
-    inside = (t > 0) & (t < 1)
-    safe = torch.where(inside, t, torch.full_like(t, 0.5))
-    ends = self.g(torch.stack([p, p + d]))
-    v = self.g(p + safe * d)
-    return torch.where(inside[..., 0], v, torch.where(t[..., 0] <= 0, ends[0], ends[1]))
-
-
-TraceExtension._segment = _segment_trace
-
-
 def _coons_terms(lo, hi, faces) -> list:
     """``[(sign, [(axis, value, factor)])]``: the terms of the Boolean sum over the axes with
     Dirichlet faces (``faces[i]``: the Dirichlet sides of axis ``i``, 0 = lo, 1 = hi); ``factor``
     ``(lo, hi, upper)`` for the linear weight, None where the axis has one face."""
-    import itertools
-
     axes = [i for i in range(len(lo)) if faces[i]]
     terms = []
     for size in range(1, len(axes) + 1):
@@ -553,8 +533,9 @@ def _traced(cd) -> bool:
     return "g" not in cd.written
 
 
-def hard_bc_obstacle(problem) -> str | None:
-    """Why :func:`hard_dirichlet` cannot apply to ``problem`` (None if it can)."""
+def _data_obstacle(problem) -> str | None:
+    """The obstacles of :func:`hard_bc_obstacle` that need no transform built: no Dirichlet part,
+    or a written ``g`` equal to ``u`` inside."""
     conds = [cd for cd, _ in _dirichlet_conditions(problem).values()]
     if not conds:
         return (f"hard_bc needs a Dirichlet part; {problem.name!r} is a {problem.boundary_kind} problem "
@@ -569,10 +550,17 @@ def hard_bc_obstacle(problem) -> str | None:
                 return (f"hard_bc: g of {problem.name!r} ({cd.where}) equals u inside the domain too, so the "
                         "extension would be the exact solution; omit g (it is then taken from u on the "
                         "boundary only) or write g so that it only matches u on the boundary")
+    return None
+
+
+def hard_bc_obstacle(problem) -> str | None:
+    """Why :func:`hard_dirichlet` cannot apply to ``problem`` (None if it can)."""
     try:
-        _build(problem)
+        hard_dirichlet(problem)
     except DistanceError as exc:
-        return f"hard_bc: {exc}"
+        if exc.reason is None:
+            raise
+        return exc.reason
     return None
 
 
@@ -604,11 +592,14 @@ def hard_dirichlet(problem) -> HardDirichlet:
     inside (the extension would be the exact solution), parts without a distance function here, and
     data from ``u`` that are not finite where the extension evaluates them.
     """
-    obstacle = hard_bc_obstacle(problem)
-    if obstacle is not None:
-        raise DistanceError(obstacle + "; impose the Dirichlet data with the boundary penalty instead "
-                            "(hard_bc off)", reason=obstacle)
-    return _build(problem)
+    obstacle = _data_obstacle(problem)
+    if obstacle is None:
+        try:
+            return _build(problem)
+        except DistanceError as exc:
+            obstacle = f"hard_bc: {exc}"
+    raise DistanceError(obstacle + "; impose the Dirichlet data with the boundary penalty instead "
+                        "(hard_bc off)", reason=obstacle)
 
 
 def _build(problem) -> HardDirichlet:
@@ -641,13 +632,6 @@ def _build(problem) -> HardDirichlet:
             box_faces = None
     if box_faces is not None:
         groups = [(None, TraceExtension(g_u, "coons", terms=_coons_terms(lo, hi, box_faces)))]
-    elif traced and len(traced) == len(d_conds) and len(pieces) == 1 and isinstance(
-            next(iter(pieces.values())), Sphere) and next(iter(pieces.values())).sign > 0:
-        sphere = next(iter(pieces.values()))
-        k = next(iter(pieces))
-        on = torch.as_tensor(shape.part_points(k, 256), dtype=torch.float64)
-        mean = float(g_u(on).mean())
-        groups = [(None, TraceExtension(g_u, "ball", center=sphere.c, radius=sphere.r, mean=mean))]
     else:
         groups = []
         for cd, ks in d_conds.values():
@@ -663,7 +647,7 @@ def _build(problem) -> HardDirichlet:
     if traced:
         values = out.g_ext(x)
         if bool(torch.isfinite(values).all()):
-            values = torch.cat([t.reshape(-1) for t in _derivatives(out.g_ext, x[:256])])
+            values = torch.cat([t.reshape(-1) for t in field_derivatives(out.g_ext, x[:256])])
         if not bool(torch.isfinite(values).all()):
             raise DistanceError(f"the Dirichlet data of {problem.name!r} derived from u are not finite where "
                                 "they are extended into the domain (at the closest boundary points), or their "
