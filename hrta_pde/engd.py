@@ -21,10 +21,11 @@ parameters the solve uses the smaller of ``Jw Jw^T`` (``R <= P``, the Woodbury f
 
 The rows ``L_k u`` combine ``u``, ``grad u`` and ``Laplace u`` with per-point coefficients. They are
 differentiated per point with ``torch.func`` (``vmap`` over points of ``jacrev`` over parameters),
-with no Python loop over points; for a ``dde.nn.FNN`` without transforms ``u``, ``grad u`` and
-``Laplace u`` are propagated forward through the layers (a forward Laplacian: one pass carries
-value, gradient and Laplacian), other networks go through ``torch.func`` derivatives of their
-``forward``.
+with no Python loop over points; for a ``dde.nn.FNN`` ``u``, ``grad u`` and ``Laplace u`` are
+propagated forward through the layers (a forward Laplacian: one pass carries value, gradient and
+Laplacian; an input transform that gives its own derivatives and an output transform
+``g_ext + phi N`` are taken into it), other networks go through ``torch.func`` derivatives of
+their ``forward``.
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ class GramTerm:
     ``kind="gradient"``: ``d`` rows per point, the components of ``grad u``.
     ``kind="mean"``: a single row, the mean of ``u`` over the points (with ``value``: the
     weighted sum ``sum_i value_i u(x_i)``).
+    ``kind="jump"``: one row per point, ``grad_i . grad u+ + other_i . grad u-``, with ``u+-`` the
+    network's one-sided values across interface ``side`` of its input transform
+    (:meth:`hrta_pde.poisson.interfaces.InterfaceInputs.one_sided`): a flux condition.
     ``weight`` (per point, or one number for ``mean``) multiplies the squared rows.
     """
 
@@ -66,17 +70,21 @@ class GramTerm:
     value: torch.Tensor | None = None
     grad: torch.Tensor | None = None
     lap: torch.Tensor | None = None
+    other: torch.Tensor | None = None
+    side: int | None = None
 
     def __post_init__(self):
-        if self.kind not in ("scalar", "gradient", "mean"):
-            raise EngdError(f"GramTerm kind={self.kind!r}: use 'scalar', 'gradient' or 'mean'")
+        if self.kind not in ("scalar", "gradient", "mean", "jump"):
+            raise EngdError(f"GramTerm kind={self.kind!r}: use 'scalar', 'gradient', 'mean' or 'jump'")
+        if self.kind == "jump" and (self.grad is None or self.other is None or self.side is None):
+            raise EngdError(f"GramTerm {self.name!r}: a jump term needs grad, other and side")
         if self.kind == "scalar" and self.value is None and self.grad is None and self.lap is None:
             raise EngdError(f"GramTerm {self.name!r}: a scalar term needs value, grad or lap coefficients")
 
     @property
     def rows(self) -> int:
         n = self.x.shape[0]
-        return {"scalar": n, "gradient": n * self.x.shape[1], "mean": 1}[self.kind]
+        return {"scalar": n, "gradient": n * self.x.shape[1], "mean": 1, "jump": n}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -200,12 +208,16 @@ def _lifted(inner: Callable, lift) -> Callable:
 
 def _mlp_forward_laplacian(net) -> Callable | None:
     """A forward Laplacian for a ``dde.nn.FNN`` with homotopy activations (and an optional
-    output transform ``g_ext + phi N`` that exposes its two parts, like ``solve.DirichletLift``)."""
+    output transform ``g_ext + phi N`` that exposes its two parts, like
+    :class:`hrta_pde.poisson.distance.HardDirichlet`, and an optional input transform that gives
+    its own value, Jacobian and Laplacian at a point, ``point_features(x)``, like
+    :class:`hrta_pde.poisson.interfaces.InterfaceInputs`)."""
     linears = getattr(net, "linears", None)
     lift = getattr(net, "_output_transform", None)
     if lift is not None and not (hasattr(lift, "g_ext") and hasattr(lift, "phi")):
         return None
-    if linears is None or getattr(net, "_input_transform", None) is not None:
+    inputs = getattr(net, "_input_transform", None)  # e.g. poisson.interfaces.InterfaceInputs
+    if linears is None or (inputs is not None and not hasattr(inputs, "point_features")):
         return None
     if not all(isinstance(m, torch.nn.Linear) and m.bias is not None for m in linears):
         return None
@@ -221,6 +233,8 @@ def _mlp_forward_laplacian(net) -> Callable | None:
         """``(u, grad u, Laplace u)`` at one point ``x`` (d,)."""
         g = l = None
         h = x
+        if inputs is not None:  # the input transform's value, Jacobian and Laplacian
+            h, g, l = inputs.point_features(x)
         for i, (wn, bn) in enumerate(names):
             w, b = params[wn], params[bn]
             z = w @ h + b
@@ -355,8 +369,21 @@ class GramJacobian:
             u, gu, lu = feats(p, xx, a)
             return v * u + (g * gu).sum() + lap_c * lu
 
-        jac = vmap(jacrev(row), in_dims=(None, 0, 0, 0, 0, vm), chunk_size=chunk)(params, x, cv, cg, cl, aux)
-        return term.weight.to(device=x.device, dtype=dtype).sqrt()[:, None] * flat(jac, (n,))
+        def rows(coef_g):
+            jac = vmap(jacrev(row), in_dims=(None, 0, 0, 0, 0, vm), chunk_size=chunk)(params, x, cv, coef_g, cl, aux)
+            return flat(jac, (n,))
+
+        sqrt_w = term.weight.to(device=x.device, dtype=dtype).sqrt()[:, None]
+        if term.kind == "jump":  # the same rows taken on either side of the interface, summed
+            inputs = getattr(self.net, "_input_transform", None)
+            if inputs is None or not hasattr(inputs, "one_sided"):
+                raise EngdError(f"GramTerm {term.name!r}: a jump term needs a network with interface inputs")
+            with inputs.one_sided(term.side, 1):
+                plus = rows(cg)
+            with inputs.one_sided(term.side, -1):
+                minus = rows(term.other.to(device=x.device, dtype=dtype))
+            return sqrt_w * (plus + minus)
+        return sqrt_w * rows(cg)
 
 
 class ResidualJacobian:

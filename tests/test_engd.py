@@ -99,18 +99,28 @@ def test_natural_direction_is_the_pseudo_inverse_and_never_nan(r, p):
     assert torch.equal(zero, torch.zeros(p, dtype=torch.float64))
 
 
-def linear_model_context(loss, problem_name=None, gauss=False):
+def linear_model_context(loss, problem_name=None, gauss=False, interfaces=False):
     """A network linear in its trainable parameters (frozen random features, trained last layer);
-    with ``gauss`` on Gauss points with quadrature weights."""
+    with ``gauss`` on Gauss points with quadrature weights; with ``interfaces`` the network takes
+    the interface inputs of the problem and the context the points on its interfaces."""
+    from hrta_pde.poisson.interfaces import InterfaceInputs, interface_levels, interface_points
+
     problem = builtin_problem(problem_name or ("poisson_mixed_square" if loss == "pinn" else "poisson_2d_sin"))
     torch.manual_seed(4)
-    net = H.homotopy_fnn([problem.dim, 8, 1], "tanh").double()
+    inputs = InterfaceInputs(interface_levels(problem), problem.dim) if interfaces else None
+    net = H.homotopy_fnn([problem.dim + (inputs.extra if inputs else 0), 8, 1], "tanh").double()
     for p in net.linears[0].parameters():
         p.requires_grad_(False)
     with torch.no_grad():
         net.linears[0].weight.mul_(3.0)
         net.linears[0].bias.uniform_(-2, 2)
     gen = torch.Generator().manual_seed(0)
+    if inputs is not None:
+        net.apply_feature_transform(inputs)
+        batches = interface_points(problem, inputs, 40, generator=torch.Generator().manual_seed(5))
+        kw = dict(generator=torch.Generator().manual_seed(0), sampler="sobol", dtype=torch.float64, device="cpu")
+        return net, LossContext(problem, problem.sample_interior(200, **kw), problem.sample_boundary(80, **kw),
+                                beta=10.0, interfaces=batches)
     if gauss:
         x, w, boundary = problem.quadrature(200, 80, dtype=torch.float64)
         return net, LossContext(problem, x, boundary, beta=10.0, weights=w)
@@ -126,9 +136,16 @@ def linear_model_context(loss, problem_name=None, gauss=False):
     # quadrature weights: a box, a polygon, Robin parts, a pure Neumann problem (weighted mean row)
     ("ritz", None, True), ("sobolev", None, True), ("pinn", None, True), ("l2", None, True),
     ("ritz", "poisson_lshape", True), ("pinn", "poisson_jump_robin", True), ("pinn", "poisson_3d_layers", True),
-    ("ritz", "poisson_neumann_square", True), ("pinn", "poisson_neumann_square", True)])
+    ("ritz", "poisson_neumann_square", True), ("pinn", "poisson_neumann_square", True),
+    # interface inputs, and the PINN's flux condition on the interfaces (its jump rows)
+    ("pinn", "poisson_jump_robin", "interfaces"), ("pinn", "poisson_interface", "interfaces"),
+    ("ritz", "poisson_interface", "interfaces")])
 def test_gram_form_is_the_hessian_and_one_step_lands_on_the_minimiser(loss, problem_name, gauss):
-    net, ctx = linear_model_context(loss, problem_name, gauss)
+    if gauss == "interfaces":
+        net, ctx = linear_model_context(loss, problem_name, interfaces=True)
+        assert ctx.interfaces or loss != "pinn"
+    else:
+        net, ctx = linear_model_context(loss, problem_name, gauss)
     params = [p for p in net.parameters() if p.requires_grad]
     fn = LOSS_FUNCTIONS[loss]
     theta0 = torch.cat([p.detach().reshape(-1) for p in params])

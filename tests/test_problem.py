@@ -18,7 +18,7 @@ from hrta_pde.poisson.spec import problem_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = ["paper_pde", "poisson_10d", "poisson_1d", "poisson_2d_sin", "poisson_3d_cube",
-           "poisson_3d_layers", "poisson_annulus", "poisson_disk", "poisson_jump_robin",
+           "poisson_3d_layers", "poisson_annulus", "poisson_disk", "poisson_interface", "poisson_jump_robin",
            "poisson_lshape", "poisson_mixed_square", "poisson_neumann_square",
            "poisson_reaction_holes", "poisson_square_holes"]
 # DeepXDE's Polygon.inside, called by the tests, uses a form of np.cross deprecated in numpy 2

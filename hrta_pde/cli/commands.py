@@ -107,6 +107,8 @@ def _cmd_solve(args) -> int:
     runfolder.write_run(res, problem, out)
     print(f"{problem.name}: {res.config.loss} loss, schedule {res.config.schedule}, "
           f"{res.metrics['iterations']} iterations")
+    if status == "completed" and res.metrics.get("message"):  # e.g. the energy check ended the run
+        print(res.metrics["message"])
     if status == "interrupted":
         print(res.metrics["message"], file=sys.stderr)
         return signals.exit_status()

@@ -127,6 +127,15 @@ def _add_solver_flags(sp) -> None:
                     "gauss points, and for pinn where phi and g_ext are twice differentiable: not where an edge's "
                     "line cuts the domain, as at the L-shape's re-entrant corner, nor where data from u are "
                     "blended at corners)")
+    sp.add_argument("--interface-inputs", action=argparse.BooleanOptionalAction, default=None,
+                    help="give the network |psi(x)| for each interface psi = 0 across which the coefficient a "
+                    "jumps (a where(...) or sign(...) in a), so that u can kink there (default: on where a "
+                    "has such an interface in the domain)")
+    sp.add_argument("--energy-check", action=argparse.BooleanOptionalAction, default=None,
+                    help="ritz: after every step evaluate the energy on a second set of points (a Gauss rule "
+                    "with twice the points, or twice as many Sobol points), keep the parameters where it "
+                    "was lowest and stop after 10 steps without a new low (default: on for ritz when every "
+                    "stage is engd)")
     sp.add_argument("--test-points", type=_positive_int, default=None,
                     help="independent random test points for the errors (default 10000)")
     sp.add_argument("--eval-every", type=_positive_int, default=None, help="errors every k iterations (default 10)")

@@ -380,7 +380,7 @@ class HardDirichlet:
 
 
 #: How many point sets :meth:`HardDirichlet.frozen` keeps (interior, boundary, test points, ...).
-FROZEN_SETS = 4
+FROZEN_SETS = 8  # training, check and test points, interior and boundary
 
 
 class _Frozen(torch.autograd.Function):

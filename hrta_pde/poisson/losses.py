@@ -13,7 +13,9 @@ tensors) whose sum is minimised. Integrals are Monte Carlo means times the measu
 
 * Sobolev (H1 supervised): ``mean(|u - u*|^2) + mean(|grad u - grad u*|^2)``.
 * Strong-form PINN: ``mean((-a Laplace u - grad a . grad u + c u - f)^2) + beta (mean_D (u - g)^2
-  + mean_N (a du/dn - h)^2 + mean_R (a du/dn + alpha u - h)^2)``.
+  + mean_N (a du/dn - h)^2 + mean_R (a du/dn + alpha u - h)^2)``; where ``a`` jumps across
+  interfaces, ``+ beta mean_I (a+ du+/dn - a- du-/dn)^2`` at points of the interfaces (the flux
+  condition, which the pointwise residual does not see; :mod:`hrta_pde.poisson.interfaces`).
 * Plain L2 supervised: ``mean((u - u*)^2)``.
 
 With ``a = 1``, ``c = 0`` and no Robin parts every loss computes exactly the numbers of the
@@ -132,8 +134,12 @@ class LossContext:
     """
 
     def __init__(self, problem, x_in: torch.Tensor, boundary, *, beta: float, gamma: float = 1.0,
-                 weights: torch.Tensor | None = None):
+                 weights: torch.Tensor | None = None, interfaces=()):
         self.problem = problem
+        # points on the interfaces where a jumps (poisson.interfaces.InterfaceBatch): the PINN's
+        # flux condition
+        self.interfaces = list(interfaces)
+        self.interface_count = sum(len(b.x) for b in self.interfaces)
         # quadrature weights of the interior and boundary points (None: Monte Carlo means)
         self.w = None if weights is None else weights.detach()
         self.wb = getattr(boundary, "weight", None)
@@ -239,6 +245,11 @@ def pinn_loss(net: Callable, c: LossContext) -> dict[str, torch.Tensor]:
         if c.has_robin:
             r = dudn + c.b.alpha * ub - c.b.h
             terms["robin"] = c.beta * part_sum(r**2, c.rmask, c.wb) / part_size(c.rmask, c.wb)
+    if c.interfaces:
+        from hrta_pde.poisson.interfaces import flux_jump
+
+        jumps = torch.cat([flux_jump(net, b) for b in c.interfaces])
+        terms["interface"] = c.beta * (jumps**2).mean()
     if c.pure_neumann:
         terms["mean"] = c.gamma * mean_penalty(u, c.w)
     return terms
@@ -325,6 +336,10 @@ def pinn_gram(c: LossContext) -> list[GramTerm]:
         residual = GramTerm("residual", c.x, _averaging(c, 2.0), lap=-torch.ones(n, dtype=c.x.dtype, device=c.x.device))
     terms = [residual]
     terms += _boundary_terms(c, _part_averaging(c, 2.0 * c.beta, c.dmask), fluxes=True)
+    for b in c.interfaces:  # a+ du+/dn - a- du-/dn, the two sides of interface b.j
+        weight = torch.full((len(b.x),), 2.0 * c.beta / c.interface_count, dtype=b.x.dtype, device=b.x.device)
+        terms.append(GramTerm(f"interface{b.j}", b.x, weight, kind="jump", side=b.j,
+                              grad=b.a_plus[:, None] * b.normal, other=-b.a_minus[:, None] * b.normal))
     return terms + _mean_term(c)
 
 

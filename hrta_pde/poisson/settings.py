@@ -80,7 +80,13 @@ class SolveConfig(Config):
     ``(G + mu I)^+ grad`` for the line search (0: the pseudo-inverse); ``engd_method``:
     ``"linesearch"`` (grid of step sizes) or ``"lm"`` (Levenberg-Marquardt); ``engd_rtol``: an
     engd stage ends after a step that lowers the loss by less than this fraction of it (None:
-    ``DEFAULT_ENGD_RTOL[loss]``).
+    ``DEFAULT_ENGD_RTOL[loss]``). ``interface_inputs``: give the network ``|psi(x)|`` for each
+    interface ``psi = 0`` across which ``a`` jumps (:mod:`hrta_pde.poisson.interfaces`), so that
+    ``u`` can kink there; None: wherever ``a`` has such an interface in the domain (FNN only).
+    ``energy_check``: for the Ritz loss, evaluate the energy on a second rule after every step, keep
+    the parameters where it was lowest and end the run when it has not fallen for
+    ``energy_check.PATIENCE`` steps (:mod:`hrta_pde.poisson.energy_check`); None: on for Ritz when
+    every stage is engd.
     """
 
     KEY_NAME = "solver key"
@@ -92,6 +98,8 @@ class SolveConfig(Config):
     sampling: SamplingOptions = SamplingOptions(points=None, sampler="auto")
     beta: float | None = None
     hard_bc: bool | None = None
+    interface_inputs: bool | None = None
+    energy_check: bool | None = None
     eval_every: int = 10
     run: RunOptions = RunOptions()
     engd_damping: float = 0.0

@@ -106,29 +106,74 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
     elif hard_bc:
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
     hard_bc = bool(hard_bc)
-    config = copy.copy(cfg)  # cfg is checked already: fill in the two decided values, not check again
+    inputs = network_inputs(problem, cfg)  # refuses interface_inputs=true where there is no interface
+    check = cfg.energy_check
+    if check and cfg.loss != "ritz":
+        raise SettingError(f"energy_check guards the ritz loss (its energy measures the error); the {cfg.loss} "
+                           "loss has none: omit {energy_check}")
+    if check is None:
+        check = cfg.loss == "ritz" and set(schedule.optimizers) == {"engd"}
+    if inputs is None and cfg.loss == "pinn":
+        from hrta_pde.poisson.interfaces import interface_levels
+
+        levels = interface_levels(problem)
+        if levels:
+            raise SettingError(f"the pinn loss on a coefficient a that jumps across {levels[0]} = 0 needs "
+                               "interface inputs (u kinks there, and the flux condition is taken on the "
+                               "interface): set {interface_inputs:=}true and {net:=}fnn, or {loss:=}ritz")
+    config = copy.copy(cfg)  # cfg is checked already: fill in the decided values, not check again
     object.__setattr__(config, "schedule", cfg.schedule_text)
     object.__setattr__(config, "hard_bc", hard_bc)
+    object.__setattr__(config, "interface_inputs", inputs is not None)
+    object.__setattr__(config, "energy_check", bool(check))
     return Plan(config, schedule, transform)
 
 
-def build_network(cfg: NetworkOptions, dim: int, generator: torch.Generator, dtype, device, points=None):
+def build_network(cfg: NetworkOptions, dim: int, generator: torch.Generator, dtype, device, points=None,
+                  inputs=None):
     """The solver's network: a ``dde.nn.FNN`` or the paper's ``HomotopyNet``, with ``s = 1``.
 
     With the interior ``points`` given and ``cfg.init`` ``"domain"`` (or ``"auto"`` with a smooth
     ``phi``: tanh, sin), the FNN is then initialised for the domain (:func:`domain_init`).
+    ``inputs``: an input transform adding ``inputs.extra`` inputs (FNN only), e.g.
+    :class:`hrta_pde.poisson.interfaces.InterfaceInputs`; the init sees the transformed points.
     """
     if cfg.net == "paper":
+        if inputs is not None:
+            raise SettingError("interface inputs need {net:=}fnn (the paper's network takes x only); "
+                               "or set {interface_inputs:=}false")
         net = HomotopyNet(dim, [cfg.width] * cfg.depth, cfg.phi, s=1.0, generator=generator, dtype=dtype)
     else:
+        extra = 0 if inputs is None else inputs.extra
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-            net = homotopy_fnn([dim] + [cfg.width] * cfg.depth + [1], cfg.phi, 1.0)
+            net = homotopy_fnn([dim + extra] + [cfg.width] * cfg.depth + [1], cfg.phi, 1.0)
         net = net.to(dtype)
         relu_power = str(cfg.phi).strip().lower().replace("^", "") in ("relu", "relu1", "relu2", "relu3")
         if points is not None and (cfg.init == "domain" or (cfg.init == "auto" and not relu_power)):
-            domain_init(net, points.detach().to("cpu", dtype), generator)
+            h = points.detach().to("cpu", dtype)
+            domain_init(net, h if inputs is None else inputs(h), generator)
+        if inputs is not None:
+            net.apply_feature_transform(inputs)
     return net.to(device)
+
+
+def network_inputs(problem, cfg: SolveConfig):
+    """The input transform of ``cfg.interface_inputs`` for ``problem``: :class:`InterfaceInputs`
+    of the interfaces where ``a`` jumps, or None (no interfaces, or the setting off; None, auto: on
+    wherever there are interfaces and the network is an FNN)."""
+    from hrta_pde.poisson.interfaces import InterfaceInputs, interface_levels
+
+    wanted = cfg.interface_inputs
+    if wanted is False or (wanted is None and cfg.network.net != "fnn"):
+        return None
+    levels = interface_levels(problem)
+    if not levels:
+        if wanted:
+            raise SettingError("interface_inputs: the coefficient a of this problem has no interface in the "
+                               "domain (no where(...) or sign(...) that changes inside): omit {interface_inputs}")
+        return None
+    return InterfaceInputs(levels, problem.dim)
 
 
 #: Standard deviation, over the training points, of every hidden pre-activation after domain_init.
@@ -247,9 +292,19 @@ class Setup:
         test_gen = torch.Generator().manual_seed(cfg.run.seed + 7919)
         self.x_test = problem.sample_interior(cfg.sampling.test_points, generator=test_gen, sampler="random",
                                               dtype=self.dtype, device=self.device)
-        self.net = build_network(cfg.network, problem.dim, gen, self.dtype, self.device, points=self.x)
+        self.inputs = network_inputs(problem, cfg)
+        self.net = build_network(cfg.network, problem.dim, gen, self.dtype, self.device, points=self.x,
+                                 inputs=self.inputs)
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
-        self.context = LossContext(problem, self.x, self.boundary, beta=beta, weights=self.weights)
+        self.interfaces = []
+        if self.inputs is not None:  # the PINN's flux condition; the same points on every run of a seed
+            from hrta_pde.poisson.interfaces import interface_points
+
+            self.interfaces = interface_points(problem, self.inputs, cfg.sampling.boundary_points,
+                                               generator=torch.Generator().manual_seed(cfg.run.seed + 104729),
+                                               dtype=self.dtype, device=self.device)
+        self.context = LossContext(problem, self.x, self.boundary, beta=beta, weights=self.weights,
+                                   interfaces=self.interfaces)
 
     def points_state(self) -> dict:
         """The points and every field of the boundary sample (resume uses the very same data)."""
@@ -291,6 +346,15 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
     if plan.hard_transform is not None:
         net.apply_output_transform(plan.hard_transform)
     context = setup.context
+    check = None
+    if cfg.energy_check:  # the Ritz energy on a second rule: ends the run before it fits its points
+        from hrta_pde.poisson.energy_check import EnergyCheck, check_points
+
+        xc, wc, bc = check_points(problem, cfg, setup.dtype, setup.device, cfg.run.seed)
+        check = EnergyCheck(LossContext(problem, xc, bc, beta=context.beta, weights=wc))
+        if resume is not None and resume.get("energy_check") is not None:
+            check.load_state_dict(resume["energy_check"])
+    ended = {}
     jacobian = None
     if "engd" in schedule.optimizers:
         terms = [t for t in GRAM_FORMS[cfg.loss](context)
@@ -310,14 +374,18 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
             save_checkpoint(Path(checkpoint_dir) / "checkpoint.pt", {
                 "net": net.state_dict(), "optimizer": optimizers.state_dict(), "position": pos.state_dict(),
                 "history": history.state_dict(), "rng": rng_state(), "config": cfg.to_dict(),
-                "problem": problem.spec, "points": setup.points_state()})
+                "problem": problem.spec, "points": setup.points_state(),
+                "energy_check": None if check is None else check.state_dict()})
 
     with catch_sigint() as interrupted:
         def after_step(pos: Position) -> bool:
             if can_measure and pos.iteration % cfg.eval_every == 0:
                 history.evaluations.append({"iteration": pos.iteration,
                                             **evaluate(net, setup.x_test, problem, reference=reference)})
-            stop = bool(interrupted) or (stop_at is not None and pos.iteration >= stop_at)
+            if check is not None and check.update(net, pos.iteration):
+                check.restore(net)
+                ended["check"] = pos.iteration
+            stop = bool(ended) or bool(interrupted) or (stop_at is not None and pos.iteration >= stop_at)
             if stop or pos.iteration % cfg.training.checkpoint_every == 0:
                 checkpoint(pos)
             return stop
@@ -327,7 +395,11 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
                        history=history, position=position, record_every=cfg.training.record_every,
                        progress=progress, hooks=Hooks(after_step=after_step, every=1), description=cfg.loss)
         seconds = time.perf_counter() - t0
-    if result.status == "stopped":
+    if ended:
+        result.status = "completed"
+        result.message = (f"stopped at iteration {ended['check']}: the energy on the check points had not fallen "
+                          f"for {check.patience} steps; kept the parameters of iteration {check.best_iteration}")
+    elif result.status == "stopped":
         result.status = "interrupted"
         result.message = f"interrupted at iteration {result.position.iteration} (stage {result.position.stage + 1})"
     else:
@@ -335,11 +407,15 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
     metrics = {"loss": cfg.loss, "status": result.status, "message": result.message,
                "iterations": result.position.iteration, "seconds": result.position.elapsed,
                "final_loss": history.final_finite_loss(), "stage_switches": history.switches}
+    if check is not None:
+        metrics["best_iteration"] = check.best_iteration
     if can_measure:
         final = evaluate(net, setup.x_test, problem, reference=reference)
         metrics.update(final)
         if not history.evaluations or history.evaluations[-1]["iteration"] != result.position.iteration:
             history.evaluations.append({"iteration": result.position.iteration, **final})
+        elif ended:  # the parameters kept are those of the best check energy, not the last step's
+            history.evaluations[-1] = {"iteration": result.position.iteration, **final}
     return SolveResult(net, result, metrics, cfg, seconds)
 
 
@@ -365,9 +441,12 @@ def open_run(run_dir, *, command: str | None = None, device: str | None = None) 
 
     ck = load_checkpoint(run_dir, command=command)
     problem = problem_from_dict(ck["problem"], source=str(run_dir))
-    cfg = SolveConfig.from_dict({**ck["config"], **({"device": device} if device is not None else {})})
+    saved = dict(ck["config"])
+    saved.setdefault("interface_inputs", False)  # a run folder written before there were any
+    saved.setdefault("energy_check", False)
+    cfg = SolveConfig.from_dict({**saved, **({"device": device} if device is not None else {})})
     net = build_network(cfg.network, problem.dim, torch.Generator().manual_seed(cfg.run.seed),
-                        cfg.run.torch_dtype, torch.device("cpu"))
+                        cfg.run.torch_dtype, torch.device("cpu"), inputs=network_inputs(problem, cfg))
     load_net_state(net, ck["net"], Path(run_dir) / "checkpoint.pt")
     return SavedRun(problem, cfg, net, ck)
 

@@ -1,0 +1,229 @@
+"""Interfaces where the diffusion coefficient jumps, and network inputs that let ``u`` kink there.
+
+Where ``a`` jumps across a surface ``Gamma = {psi = 0}``, the solution of ``-div(a grad u) + c u = f``
+is continuous but its normal derivative jumps (``a+ du+/dn = a- du-/dn``): a kink, which a network
+of smooth units can only round off. With ``|psi(x)|`` as extra inputs,
+
+    u(x) = N(x, |psi_1(x)|, ..., |psi_m(x)|),
+
+``u`` is still continuous, and ``N`` can put a kink on each interface exactly (the cusp-capturing
+network of Tseng, Lin, Hu and Lai, J. Comput. Phys. 2023). The energy (Ritz) loss needs nothing
+else: its minimiser satisfies the flux condition weakly. The strong form (PINN) gets the flux
+condition as a residual on points of the interfaces (:func:`interface_points`,
+:func:`flux_jump`).
+
+:func:`interface_levels` reads the interfaces off ``a`` as written: each comparison in a
+``where(...)`` condition (``psi = lhs - rhs``) and each ``sign(...)`` argument, once (``psi`` and a
+constant multiple of it are one interface), kept where ``psi`` changes sign in the domain.
+"""
+from __future__ import annotations
+
+import sympy
+import torch
+
+from hrta_pde.poisson.expressions import to_numpy, to_torch
+
+#: At most this many interfaces become inputs (a coefficient on a grid of blocks has one per line).
+MAX_INTERFACES = 32
+
+
+def _same_level(p: sympy.Expr, q: sympy.Expr) -> bool:
+    """``p = k q`` for a constant ``k != 0``: the same surface."""
+    try:
+        ratio = sympy.simplify(p / q)
+    except Exception:  # noqa: BLE001 - sympy raises many types; then they are different
+        return False
+    return bool(ratio.is_number) and ratio != 0
+
+
+def interface_levels(problem, samples: int = 4096) -> tuple:
+    """The level functions ``psi`` (sympy) of the interfaces where ``problem.a`` may jump, each
+    changing sign somewhere among ``samples`` points of the domain; ``()`` for a smooth ``a``."""
+    a = problem.a
+    if not isinstance(a, sympy.Expr) or a.is_number:
+        return ()
+    candidates = []
+    for pw in a.atoms(sympy.Piecewise):
+        for _, cond in pw.args:
+            if isinstance(cond, sympy.logic.boolalg.BooleanAtom):
+                continue
+            candidates += [r.lhs - r.rhs for r in cond.atoms(sympy.core.relational.Relational)]
+    candidates += [s.args[0] for s in a.atoms(sympy.sign)]
+    levels = []
+    for p in sorted(candidates, key=sympy.default_sort_key):  # sets: an order independent of hashing
+        p = sympy.expand(p)
+        if p.is_number or any(_same_level(p, q) for q in levels):
+            continue
+        levels.append(p)
+    if not levels:
+        return ()
+    x = problem.sample_interior(samples, sampler="sobol", dtype=torch.float64).numpy()
+    kept = []
+    for p in levels:
+        v = to_numpy(p, problem.dim)(x)
+        if (v > 0).any() and (v < 0).any():
+            kept.append(p)
+    return tuple(kept[:MAX_INTERFACES])
+
+
+class InterfaceInputs:
+    """The input transform ``x -> [x, |psi_1(x)|, ..., |psi_m(x)|]`` of a network (set with
+    ``dde.nn.FNN.apply_feature_transform``); the network's first layer takes ``dim + m`` inputs.
+
+    :meth:`point_features` gives the transform's value, Jacobian and Laplacian at one point, for
+    the forward Laplacian of :mod:`hrta_pde.engd` (``Laplace |psi| = sign(psi) Laplace psi`` off the
+    interface). ``side = (j, s)`` (see :meth:`one_sided`) replaces ``|psi_j|`` by ``s psi_j``: the
+    network's values on the side ``s psi_j > 0`` continued up to the interface.
+    """
+
+    def __init__(self, levels, dim: int):
+        self.levels, self.dim = tuple(levels), int(dim)
+        self._fns = [to_torch(p, self.dim) for p in self.levels]
+        self.side = None
+
+    @property
+    def extra(self) -> int:
+        """How many inputs the transform adds."""
+        return len(self.levels)
+
+    def __repr__(self):
+        return f"InterfaceInputs({', '.join(str(p) for p in self.levels)})"
+
+    def psi(self, x: torch.Tensor) -> torch.Tensor:
+        """``psi_j(x)`` at ``x`` (n, d) -> (n, m)."""
+        cols = []
+        for f in self._fns:
+            v = f(x)
+            cols.append(v.expand(x.shape[0]) if v.dim() == 0 else v)
+        return torch.stack(cols, dim=1)
+
+    def _signs(self, p: torch.Tensor) -> torch.Tensor:
+        s = torch.where(p >= 0, torch.ones_like(p), -torch.ones_like(p))
+        if self.side is not None:
+            j, side = self.side
+            s = s.clone()
+            s[..., j] = float(side)
+        return s
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.psi(x)
+        return torch.cat([x, self._signs(p).detach() * p], dim=1)
+
+    def point_features(self, x: torch.Tensor) -> tuple:
+        """``(h, dh/dx, Laplace h)`` of ``h = [x, |psi(x)|]`` at one point ``x`` (d,):
+        shapes (d + m,), (d + m, d), (d + m,)."""
+        from torch.func import grad as func_grad, jvp, vmap
+
+        d = x.shape[0]
+        eye = torch.eye(d, dtype=x.dtype, device=x.device)
+        values, grads, laps = [], [], []
+        for f in self._fns:
+            def value(y, f=f):
+                v = f(y[None])
+                return v.reshape(-1)[0] if v.dim() else v
+            gfun = func_grad(value)
+            _, cols = vmap(lambda v: jvp(gfun, (x,), (v,)))(eye)
+            values.append(value(x))
+            grads.append(gfun(x))
+            laps.append(torch.diagonal(cols).sum())
+        p = torch.stack(values)
+        s = self._signs(p).detach()
+        h = torch.cat([x, s * p])
+        g = torch.cat([eye, s[:, None] * torch.stack(grads)])
+        lap = torch.cat([torch.zeros(d, dtype=x.dtype, device=x.device), s * torch.stack(laps)])
+        return h, g, lap
+
+    class _Side:
+        def __init__(self, owner, side):
+            self.owner, self.side, self.before = owner, side, None
+
+        def __enter__(self):
+            self.before, self.owner.side = self.owner.side, self.side
+            return self.owner
+
+        def __exit__(self, *exc):
+            self.owner.side = self.before
+
+    def one_sided(self, j: int, side: int):
+        """A context in which the transform takes interface ``j`` from the side ``side`` (+1: where
+        ``psi_j > 0``, -1: where ``psi_j < 0``): ``with inputs.one_sided(0, +1): u = net(x)``."""
+        if not 0 <= j < self.extra or side not in (1, -1):
+            raise ValueError(f"one_sided({j}, {side}): j in 0..{self.extra - 1}, side +1 or -1")
+        return self._Side(self, (j, side))
+
+
+class InterfaceBatch:
+    """Points on interface ``j`` where ``a`` jumps: ``x`` (n, d), the unit normal ``normal`` (n, d)
+    pointing to ``psi_j > 0``, and the coefficient on either side, ``a_plus`` and ``a_minus`` (n,);
+    ``inputs``: the :class:`InterfaceInputs` they were made for (used by :func:`flux_jump` when the
+    network given is a plain function)."""
+
+    def __init__(self, j: int, x, normal, a_plus, a_minus, inputs=None):
+        self.j, self.x, self.normal, self.a_plus, self.a_minus = j, x, normal, a_plus, a_minus
+        self.inputs = inputs
+
+    def to(self, device=None, dtype=None):
+        return InterfaceBatch(self.j, *(t.to(device=device, dtype=dtype)
+                                        for t in (self.x, self.normal, self.a_plus, self.a_minus)), self.inputs)
+
+
+def interface_points(problem, inputs: InterfaceInputs, n: int, *, generator=None, dtype=torch.float64,
+                     device=None, newton_steps: int = 30) -> list:
+    """About ``n`` points on each interface of ``inputs``, as :class:`InterfaceBatch` es: Sobol
+    points of the domain moved onto ``psi_j = 0`` by Newton steps along ``grad psi_j``, kept where
+    they converged (``|psi_j| <= 1e-10 |grad psi_j|`` times the domain's size), lie strictly inside the
+    domain and ``a`` differs on the two sides (a grid of blocks has interfaces that stop). An
+    interface that no point reaches is left out."""
+    import numpy as np
+
+    scale = float(np.linalg.norm(np.asarray(problem.shape.hi) - np.asarray(problem.shape.lo)))
+    out = []
+    for j, f in enumerate(inputs._fns):
+        x = problem.sample_interior(4 * n, generator=generator, sampler="sobol", dtype=torch.float64)
+        for _ in range(newton_steps):
+            xr = x.clone().requires_grad_(True)
+            v = f(xr)
+            (g,) = torch.autograd.grad(v.sum(), xr)
+            norm2 = (g * g).sum(dim=1).clamp(min=1e-300)
+            x = (x - (v.detach() / norm2)[:, None] * g).detach()
+            x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+        xr = x.clone().requires_grad_(True)
+        v = f(xr)
+        (g,) = torch.autograd.grad(v.sum(), xr)
+        gn = g.norm(dim=1)
+        ok = torch.isfinite(v) & (gn > 0) & (v.detach().abs() <= 1e-10 * gn * scale)
+        x, g, gn = x[ok], g[ok], gn[ok]
+        if len(x):
+            inside = problem.shape.classify(x.numpy()) == -1
+            keep = torch.as_tensor(inside, dtype=torch.bool)
+            x, g, gn = x[keep], g[keep], gn[keep]
+        if not len(x):
+            continue
+        normal = g / gn[:, None]
+        eps = 1e-7 * scale
+        a_plus = problem.a_torch(x + eps * normal)
+        a_minus = problem.a_torch(x - eps * normal)
+        jumps = (a_plus - a_minus).abs() > 1e-12 * torch.maximum(a_plus.abs(), a_minus.abs())
+        x, normal, a_plus, a_minus = x[jumps], normal[jumps], a_plus[jumps], a_minus[jumps]
+        if not len(x):
+            continue
+        x, normal, a_plus, a_minus = x[:n], normal[:n], a_plus[:n], a_minus[:n]
+        out.append(InterfaceBatch(j, x, normal, a_plus, a_minus, inputs).to(device=device, dtype=dtype))
+    return out
+
+
+def flux_jump(net, batch: InterfaceBatch) -> torch.Tensor:
+    """``a+ du+/dn - a- du-/dn`` at the points of ``batch``: the flux condition's residual, with the
+    one-sided values of a network whose input transform is :class:`InterfaceInputs` (the network's
+    own, else the batch's: a function of the network, like ``torch.func.functional_call``'s)."""
+    inputs = getattr(net, "_input_transform", None) or batch.inputs
+    if inputs is None:
+        raise ValueError("flux_jump needs a network with interface inputs (InterfaceInputs)")
+    sides = []
+    for side, a in ((1, batch.a_plus), (-1, batch.a_minus)):
+        x = batch.x.detach().requires_grad_(True)
+        with inputs.one_sided(batch.j, side):
+            u = net(x)[:, 0]
+            (g,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+        sides.append(a * (g * batch.normal).sum(dim=1))
+    return sides[0] - sides[1]
