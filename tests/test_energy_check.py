@@ -11,14 +11,14 @@ from hrta_pde.poisson.solve import SolveConfig, plan_solve, solve
 
 
 class Scripted(EnergyCheck):
-    """An energy check whose energies are given in advance."""
+    """An energy check whose energies (and runaway energies) are given in advance."""
 
-    def __init__(self, values, patience):
-        super().__init__(context=None, patience=patience)
-        self.values = list(values)
+    def __init__(self, values, patience, runaway=None):
+        super().__init__(context="check", patience=patience, runaway=None if runaway is None else "sobol")
+        self.values, self.watched = list(values), list(runaway or [])
 
-    def value(self, net):
-        return self.values.pop(0)
+    def value(self, net, context=None):
+        return (self.watched if context == "sobol" else self.values).pop(0)
 
 
 def test_keeps_the_lowest_energy_s_parameters_and_ends_after_the_patience():
@@ -40,6 +40,25 @@ def test_keeps_the_lowest_energy_s_parameters_and_ends_after_the_patience():
     again.load_state_dict(check.state_dict())
     assert again.best_iteration == 4 and again.since == check.since
     assert not EnergyCheck(context=None).restore(net)
+
+
+def test_a_runaway_on_the_sobol_points_keeps_the_best_parameters_of_before_it():
+    net = H.homotopy_fnn([1, 3, 1], "tanh").double()
+    # the check rule's energy keeps falling (it is fitted too); the Sobol energy is lowest at step 3,
+    # rises by 0.5 % at step 4 (within RUNAWAY = 1 %) and by 2 % at step 5: the run ends there
+    check = Scripted([5.0, 4.0, 3.0, 2.0, 1.0], patience=10, runaway=[-1.0, -1.1, -1.2, -1.194, -1.17])
+    states, ends = [], []
+    for it in range(1, 6):
+        with torch.no_grad():
+            net.linears[0].bias.fill_(float(it))
+        states.append(net.linears[0].bias.clone())
+        ends.append(check.update(net, it))
+    assert ends == [False, False, False, False, True] and check.ran_away
+    assert check.best_iteration == 5 and check.kept_iteration == 3
+    assert check.restore(net) and torch.equal(net.linears[0].bias, states[2])
+    again = EnergyCheck(context=None)
+    again.load_state_dict(check.state_dict())
+    assert again.kept_iteration == 3
 
 
 def test_a_ritz_run_that_fits_its_quadrature_ends_at_the_best_check_energy():

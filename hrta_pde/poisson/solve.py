@@ -350,8 +350,9 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
     if cfg.energy_check:  # the Ritz energy on a second rule: ends the run before it fits its points
         from hrta_pde.poisson.energy_check import EnergyCheck, check_points
 
-        xc, wc, bc = check_points(problem, cfg, setup.dtype, setup.device, cfg.run.seed)
-        check = EnergyCheck(LossContext(problem, xc, bc, beta=context.beta, weights=wc))
+        rules = [LossContext(problem, xc, bc, beta=context.beta, weights=wc)
+                 for xc, wc, bc in check_points(problem, cfg, setup.dtype, setup.device, cfg.run.seed)]
+        check = EnergyCheck(rules[0], runaway=rules[1] if len(rules) > 1 else None)
         if resume is not None and resume.get("energy_check") is not None:
             check.load_state_dict(resume["energy_check"])
     ended = {}
@@ -397,8 +398,10 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
         seconds = time.perf_counter() - t0
     if ended:
         result.status = "completed"
-        result.message = (f"stopped at iteration {ended['check']}: the energy on the check points had not fallen "
-                          f"for {check.patience} steps; kept the parameters of iteration {check.best_iteration}")
+        why = ("the energy on the Sobol check points rose" if check.ran_away else
+               f"the energy on the check points had not fallen for {check.patience} steps")
+        result.message = (f"stopped at iteration {ended['check']}: {why}; kept the parameters of iteration "
+                          f"{check.kept_iteration}")
     elif result.status == "stopped":
         result.status = "interrupted"
         result.message = f"interrupted at iteration {result.position.iteration} (stage {result.position.stage + 1})"
@@ -408,7 +411,7 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
                "iterations": result.position.iteration, "seconds": result.position.elapsed,
                "final_loss": history.final_finite_loss(), "stage_switches": history.switches}
     if check is not None:
-        metrics["best_iteration"] = check.best_iteration
+        metrics["best_iteration"] = check.kept_iteration
     if can_measure:
         final = evaluate(net, setup.x_test, problem, reference=reference)
         metrics.update(final)
