@@ -81,3 +81,51 @@ def test_energy_check_is_for_ritz_and_is_off_with_adam():
     assert plan_solve(problem, SolveConfig(loss="ritz")).config.energy_check
     assert not plan_solve(problem, SolveConfig(loss="ritz", schedule="1:100")).config.energy_check
     assert not plan_solve(problem, SolveConfig(loss="pinn")).config.energy_check
+
+
+def test_the_check_acts_in_the_last_stage_only_and_a_finished_run_resumes_to_itself(tmp_path):
+    from hrta_pde.io.checkpoint import load_checkpoint
+
+    problem = builtin_problem("poisson_1d")
+    cfg = SolveConfig.from_dict(dict(loss="ritz", sampler="gauss", points=40, width=32, hard_bc=True,
+                                     schedule="0.7:12@engd,1:150@engd", test_points=500, device="cpu"))
+    res = solve(problem, cfg, checkpoint_dir=tmp_path)
+    assert res.config.energy_check and res.metrics["stage_switches"]  # the first stage ran to its end
+    assert 12 < res.metrics["best_iteration"] < res.metrics["iterations"] < 150
+    assert all(float(m.s) == 1.0 for m in H.homotopy_activations(res.net))
+    again = solve(problem, cfg, checkpoint_dir=tmp_path, resume=load_checkpoint(tmp_path))
+    assert again.metrics["iterations"] == res.metrics["iterations"]
+    assert again.metrics["message"] == res.metrics["message"]
+    for a, b in zip(res.net.state_dict().values(), again.net.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_run_that_ends_on_its_schedule_keeps_the_best_check_energy():
+    from hrta_pde.poisson.losses import LOSS_FUNCTIONS
+    from hrta_pde.poisson.solve import Setup
+
+    problem = builtin_problem("poisson_1d")
+    cfg = SolveConfig.from_dict(dict(loss="ritz", sampler="gauss", points=40, width=32, hard_bc=True,
+                                     schedule="1:26@engd", test_points=500, device="cpu"))
+    res = solve(problem, cfg)
+    # measured: the check energy was lowest at step 22, the schedule ended at 26
+    assert res.metrics["best_iteration"] < res.metrics["iterations"] == 26
+    assert "kept the parameters of iteration" in res.metrics["message"]
+    context = Setup(problem, res.config).context  # the same Gauss points: the loss of what was kept
+    loss = float(sum(t.detach() for t in LOSS_FUNCTIONS["ritz"](res.net, context).values()))
+    assert res.metrics["final_loss"] == pytest.approx(loss, rel=1e-12)
+    assert res.metrics["final_loss"] != res.history.final_finite_loss()
+
+
+@pytest.mark.parametrize("name,points", [("poisson_3d_layers", 2568), ("poisson_2d_sin", 25), ("poisson_3d_layers", 100)])
+def test_the_gauss_check_rule_is_not_the_training_rule(name, points):
+    from hrta_pde.poisson.energy_check import check_points
+
+    problem = builtin_problem(name)
+    cfg = SolveConfig.from_dict(dict(loss="ritz", sampler="gauss", points=points, device="cpu"))
+    x, _, _ = problem.quadrature(points, cfg.sampling.boundary_points, dtype=torch.float64)
+    rules = check_points(problem, cfg, torch.float64, "cpu", 0, x)
+    assert len(rules) == 2 and rules[1][1] is None  # the Gauss rule and the Sobol points
+    xc = rules[0][0]
+    assert xc.shape != x.shape or not torch.equal(xc, x)
+    assert float(rules[0][1].sum()) == pytest.approx(problem.measure, rel=1e-12)

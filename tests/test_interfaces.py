@@ -39,6 +39,30 @@ def test_levels_are_read_off_where_and_sign_once_each_and_only_inside_the_domain
     assert len(circle) == 1 and sympy.expand(circle[0] - (X**2 + Y**2 - 0.25)) == 0
 
 
+def test_levels_do_not_depend_on_the_global_random_state_and_are_put_in_a_smooth_form():
+    small = square("where((x - 0.3)^2 + (y - 0.6)^2 < 0.0004, 1, 5)")  # a small inclusion
+    found = set()
+    for seed in range(4):
+        torch.manual_seed(seed)
+        found.add(interface_levels(problem_from_dict(small.spec)))
+    assert len(found) == 1
+    assert interface_levels(square("where((x - 0.5)^3 < 0, 1, 4)")) == (X - sympy.Rational(1, 2),)
+    (disk,) = interface_levels(square("where(sqrt(x^2 + y^2) < 0.5, 1, 4)"))
+    assert sympy.expand(disk - (X**2 + Y**2 - 0.25)) == 0  # no cone at the centre
+
+
+def test_levels_that_cannot_be_inputs_are_refused_in_one_line():
+    kinked = square("where(abs(x - 0.5) < 0.25, 1, 4)")
+    with pytest.raises(SettingError, match=r"abs\(x - 0.5\) - 0.25 = 0, which is not smooth.*0.25 < x < 0.75"):
+        plan_solve(kinked, SolveConfig(loss="pinn"))
+    assert not plan_solve(kinked, SolveConfig(loss="ritz")).config.interface_inputs  # ritz goes without
+    stripes = " + ".join(f"where(x < {k / 40}, 1, 0)" for k in range(1, 40))
+    with pytest.raises(SettingError, match="39 interfaces in the domain, more than the 32"):
+        plan_solve(square(f"1 + {stripes}"), SolveConfig(loss="pinn"))
+    with pytest.raises(SettingError, match=r"jumps across x\^2 \+ y\^2 - 0.25 = 0 needs interface inputs"):
+        plan_solve(builtin_problem("poisson_interface"), SolveConfig(loss="pinn", interface_inputs=False))
+
+
 def test_inputs_and_their_forward_laplacian_equal_autograd():
     inputs = InterfaceInputs((X - 0.5, X**2 + Y**2 - 0.3), 2)
     x = torch.rand(25, 2, dtype=torch.float64)
@@ -70,8 +94,9 @@ def test_one_sided_inputs_continue_each_side_across_the_interface():
         inputs.one_sided(0, 2)
 
 
-def test_interface_points_lie_on_the_interface_inside_the_domain_where_a_jumps():
-    # the interface x = 1/2 of this a stops at y = 1/2: above it a is 1 on both sides
+def test_interface_points_cover_each_level_set_inside_the_domain_with_a_on_either_side():
+    # the interface x = 1/2 of this a stops at y = 1/2: above it a is 10 on both sides, and the
+    # flux condition (continuity of du/dn there) is taken there too
     problem = square("where(x < 0.5, where(y < 0.5, 1, 10), where(y < 0.5, 10, 10))")
     inputs = InterfaceInputs(interface_levels(problem), 2)
     batches = interface_points(problem, inputs, 64, generator=torch.Generator().manual_seed(1))
@@ -80,12 +105,13 @@ def test_interface_points_lie_on_the_interface_inside_the_domain_where_a_jumps()
     vertical = by_level[X - 0.5]
     assert len(vertical.x) == 64
     assert torch.allclose(vertical.x[:, 0], torch.full((64,), 0.5, dtype=torch.float64), atol=1e-12)
-    assert bool((vertical.x[:, 1] < 0.5).all())  # only where a jumps
+    assert bool((vertical.x[:, 1] < 0.5).any()) and bool((vertical.x[:, 1] > 0.5).any())
     assert torch.equal(vertical.normal, torch.tensor([[1.0, 0.0]] * 64, dtype=torch.float64))
+    below = vertical.x[:, 1] < 0.5
     assert torch.equal(vertical.a_plus, torch.full((64,), 10.0, dtype=torch.float64))
-    assert torch.equal(vertical.a_minus, torch.ones(64, dtype=torch.float64))
+    assert torch.equal(vertical.a_minus, torch.where(below, 1.0, 10.0).to(torch.float64))
     horizontal = by_level[Y - 0.5]
-    assert bool((horizontal.x[:, 0] < 0.5).all())
+    assert bool(((horizontal.x[:, 1] - 0.5).abs() < 1e-12).all())
     # a circle: Newton's steps land on it
     disk = square("where(x^2 + y^2 < 0.36, 1, 3)")
     inputs = InterfaceInputs(interface_levels(disk), 2)
@@ -158,8 +184,14 @@ def test_settings_that_cannot_work_are_refused():
     with pytest.raises(SettingError, match="no interface"):
         plan_solve(builtin_problem("poisson_2d_sin"), SolveConfig(loss="pinn", interface_inputs=True))
     with pytest.raises(SettingError, match="fnn"):
-        solve(builtin_problem("poisson_jump_robin"), SolveConfig.from_dict(
+        plan_solve(builtin_problem("poisson_jump_robin"), SolveConfig.from_dict(
             {"loss": "ritz", "net": "paper", "interface_inputs": True, "schedule": "1:1"}))
+    one_d = problem_from_dict({"domain": {"type": "interval", "xmin": 0, "xmax": 1},
+                               "solution": {"a": "where(x < 0.3, 1, 2)", "f": "1"},
+                               "boundary": {"type": "dirichlet", "g": "0"}})
+    inputs = InterfaceInputs(interface_levels(one_d), 1)
+    (b,) = interface_points(one_d, inputs, 50, generator=torch.Generator().manual_seed(0))
+    assert b.x.shape == (1, 1) and float(b.x[0, 0]) == pytest.approx(0.3, abs=1e-14)
 
 
 def test_a_run_with_interface_inputs_is_read_back_with_them(tmp_path):

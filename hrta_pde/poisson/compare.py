@@ -183,7 +183,10 @@ def load_compare_state(run_dir) -> tuple:
 
     state = _read_compare_state(run_dir)
     problem = problem_from_dict(state["problem"], source=str(run_dir))
-    cfg = SolveConfig.from_dict(state["config"])
+    saved = dict(state["config"])
+    for key in ("interface_inputs", "energy_check"):  # a comparison begun before they existed
+        saved.setdefault(key, False)
+    cfg = SolveConfig.from_dict(saved)
     return problem, cfg, state["losses"], state["seeds"], state["reference"]
 
 

@@ -355,7 +355,7 @@ class HardDirichlet:
         the same training points at every evaluation (a box's extension from ``u`` has up to 80 terms,
         a polygon's distance function one per edge). Where ``x`` (n, d) asks for derivatives (grad
         mode, ``x.requires_grad``), their values, gradients and Hessians at these points are computed
-        once and kept (the last :data:`FROZEN_SETS` sets); ``G``, ``P`` are then the values with
+        once and kept (the :data:`FROZEN_SETS` sets used last); ``G``, ``P`` are then the values with
         those derivatives attached for autograd, exact to second order (what every loss here uses).
         ``(G, P)`` are None where nothing is cached (under ``torch.func`` transforms, in no-grad
         mode, or with ``x`` not a plain (n, d) tensor)."""
@@ -368,11 +368,12 @@ class HardDirichlet:
 
     def derivatives(self, x: torch.Tensor):
         """``((g, grad g, Hessian g), (phi, grad phi, Hessian phi))`` at the points ``x`` (n, d),
-        computed once per point set (the last :data:`FROZEN_SETS` sets are kept): the losses'
+        computed once per point set (the :data:`FROZEN_SETS` sets used last are kept): the losses'
         autograd (:meth:`frozen`) and the engd Jacobian share them."""
-        for entry in self._frozen:
+        for i, entry in enumerate(self._frozen):
             if entry[0].shape == x.shape and entry[0].dtype == x.dtype and entry[0].device == x.device \
                     and torch.equal(entry[0], x):
+                self._frozen.append(self._frozen.pop(i))  # least recently used goes first
                 return entry[1], entry[2]
         hit = (x.detach().clone(), field_derivatives(self.g_ext, x), field_derivatives(self.phi, x))
         self._frozen = (self._frozen + [hit])[-FROZEN_SETS:]
@@ -380,7 +381,7 @@ class HardDirichlet:
 
 
 #: How many point sets :meth:`HardDirichlet.frozen` keeps (interior, boundary, test points, ...).
-FROZEN_SETS = 8  # training, check and test points, interior and boundary
+FROZEN_SETS = 48  # training, check and test points, interior and boundary, and up to 32 interfaces
 
 
 class _Frozen(torch.autograd.Function):

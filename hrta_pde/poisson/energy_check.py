@@ -49,6 +49,7 @@ class EnergyCheck:
         self.watch = None           # lowest energy on the runaway points
         self.safe = None            # (iteration, state) of the best parameters when it was reached
         self.ran_away = False
+        self.ended = None           # the iteration at which the check ended the run
 
     def value(self, net, context=None) -> float:
         """The energy of ``net`` on the check points (the Ritz loss's terms there, summed)."""
@@ -89,24 +90,30 @@ class EnergyCheck:
     def state_dict(self) -> dict:
         return {"best": self.best, "best_iteration": self.best_iteration, "since": self.since,
                 "best_state": self.best_state, "watch": self.watch, "safe": self.safe,
-                "ran_away": self.ran_away}
+                "ran_away": self.ran_away, "ended": self.ended}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_iteration = state["best"], state["best_iteration"]
         self.since, self.best_state = int(state["since"]), state["best_state"]
         self.watch, self.safe = state.get("watch"), state.get("safe")
         self.ran_away = bool(state.get("ran_away", False))
+        self.ended = state.get("ended")
 
 
-def check_points(problem, cfg, dtype, device, seed: int) -> list:
+def check_points(problem, cfg, dtype, device, seed: int, train_x=None) -> list:
     """The check rules for a run on ``cfg``'s training points, each ``(x, weights, boundary)``:
-    on Gauss training points a Gauss rule with twice the interior and boundary points (other cells)
-    and, for the runaway check, twice as many Sobol points of another seed (weights None); on other
-    points those Sobol points only."""
+    on Gauss training points a Gauss rule with about twice the interior and boundary points, on
+    other cells than the training rule's (``train_x``: more points are asked for until the rule
+    differs), and, for the runaway check, twice as many Sobol points of another seed (weights None);
+    on other training points those Sobol points only."""
     n, nb = 2 * cfg.sampling.points, 2 * cfg.sampling.boundary_points
     gen = torch.Generator().manual_seed(seed + 611953)
     kw = dict(generator=gen, sampler="sobol", dtype=dtype, device=device)
     sobol = (problem.sample_interior(n, **kw), None, problem.sample_boundary(nb, **kw))
-    if cfg.sampling.sampler == "gauss":
-        return [problem.quadrature(n, nb, dtype=dtype, device=device), sobol]
-    return [sobol]
+    if cfg.sampling.sampler != "gauss":
+        return [sobol]
+    for factor in (1.0, 1.5, 2.0, 3.0, 4.0):
+        rule = problem.quadrature(int(factor * n), int(factor * nb), dtype=dtype, device=device)
+        if train_x is None or rule[0].shape != train_x.shape or not torch.equal(rule[0], train_x.to(rule[0])):
+            return [rule, sobol]
+    return [sobol]  # pragma: no cover - a rule that never changes with its number of points

@@ -14,10 +14,14 @@ condition as a residual on points of the interfaces (:func:`interface_points`,
 
 :func:`interface_levels` reads the interfaces off ``a`` as written: each comparison in a
 ``where(...)`` condition (``psi = lhs - rhs``) and each ``sign(...)`` argument, once (``psi`` and a
-constant multiple of it are one interface), kept where ``psi`` changes sign in the domain.
+constant multiple of it are one interface), kept where ``psi`` changes sign at fixed sample points
+of the domain. ``|psi|`` must kink on the interface only: ``sqrt(E) - c`` is rewritten ``E - c^2``,
+a polynomial loses its repeated factors (``(x - 1/2)^3`` has no gradient on its zero set), and a
+level in ``abs``, ``min`` or ``max`` is refused (:class:`InterfaceError`).
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy
 import torch
 
@@ -25,23 +29,76 @@ from hrta_pde.poisson.expressions import to_numpy, to_torch
 
 #: At most this many interfaces become inputs (a coefficient on a grid of blocks has one per line).
 MAX_INTERFACES = 32
+#: Points (Sobol, a fixed seed) on which a level must change sign to be an interface of the domain.
+LEVEL_SAMPLES = 4096
+_LEVEL_SEED = 20261202
 
 
-def _same_level(p: sympy.Expr, q: sympy.Expr) -> bool:
-    """``p = k q`` for a constant ``k != 0``: the same surface."""
+class InterfaceError(ValueError):
+    """An interface of ``a`` that the interface inputs cannot take; the message names the fix."""
+
+
+def shown(level: sympy.Expr, dim: int) -> str:
+    """A level function as the user writes expressions (``x, y, z`` up to 3-D, ``^`` for powers)."""
+    text = str(level).replace("**", "^")
+    for name in ("Abs", "Min", "Max"):
+        text = text.replace(f"{name}(", f"{name.lower()}(")
+    if dim <= 3:
+        for k in range(dim, 0, -1):
+            text = text.replace(f"x{k}", "xyz"[k - 1])
+    return text
+
+
+def _smooth_form(p: sympy.Expr, symbols) -> sympy.Expr:
+    """``p`` with the same zero set in a form without a critical point on it, where one is known:
+    ``sqrt(E) - c`` (c > 0) becomes ``E - c^2``; a polynomial loses repeated factors
+    (``(x - 1/2)^3`` becomes ``x - 1/2``)."""
+    terms = sympy.Add.make_args(p)
+    roots = [t for t in terms if isinstance(t, sympy.Pow) and t.exp == sympy.Rational(1, 2)]
+    if len(roots) == 1:
+        rest = sympy.Add(*[t for t in terms if t is not roots[0]])
+        if rest.is_number and rest < 0:
+            p = roots[0].base - rest**2
     try:
-        ratio = sympy.simplify(p / q)
-    except Exception:  # noqa: BLE001 - sympy raises many types; then they are different
-        return False
-    return bool(ratio.is_number) and ratio != 0
+        rational = sympy.nsimplify(p, rational=True)
+        if rational.is_polynomial(*symbols):
+            reduced = sympy.sqf_part(rational, *symbols)
+            if sympy.Poly(reduced, *symbols).total_degree() < sympy.Poly(rational, *symbols).total_degree():
+                p = reduced
+    except (sympy.PolynomialError, TypeError, ValueError):
+        pass
+    return sympy.expand(p)
 
 
-def interface_levels(problem, samples: int = 4096) -> tuple:
+_KINKED = (sympy.Abs, sympy.Min, sympy.Max, sympy.sign, sympy.Piecewise, sympy.floor, sympy.ceiling)
+
+
+def interface_levels(problem) -> tuple:
     """The level functions ``psi`` (sympy) of the interfaces where ``problem.a`` may jump, each
-    changing sign somewhere among ``samples`` points of the domain; ``()`` for a smooth ``a``."""
-    a = problem.a
-    if not isinstance(a, sympy.Expr) or a.is_number:
-        return ()
+    changing sign somewhere among :data:`LEVEL_SAMPLES` fixed Sobol points of the domain; ``()``
+    for a smooth ``a``. The same problem always gives the same levels, in the same order.
+
+    Raises :class:`InterfaceError` for a level that is not smooth (``abs``, ``min``, ``max`` in a
+    condition: ``|psi|`` would kink where ``a`` does not) and for more than :data:`MAX_INTERFACES`.
+    """
+    cached = getattr(problem, "_interface_levels", None)
+    if cached is not None:
+        return cached
+    a, dim = problem.a, problem.dim
+    levels: tuple = ()
+    if isinstance(a, sympy.Expr) and not a.is_number:
+        levels = _levels(problem, a, dim)
+    try:
+        object.__setattr__(problem, "_interface_levels", levels)
+    except (AttributeError, TypeError):  # pragma: no cover - a problem that takes no attributes
+        pass
+    return levels
+
+
+def _levels(problem, a, dim) -> tuple:
+    from hrta_pde.poisson.expressions import coordinate_symbols
+
+    symbols = coordinate_symbols(dim)
     candidates = []
     for pw in a.atoms(sympy.Piecewise):
         for _, cond in pw.args:
@@ -49,21 +106,39 @@ def interface_levels(problem, samples: int = 4096) -> tuple:
                 continue
             candidates += [r.lhs - r.rhs for r in cond.atoms(sympy.core.relational.Relational)]
     candidates += [s.args[0] for s in a.atoms(sympy.sign)]
-    levels = []
-    for p in sorted(candidates, key=sympy.default_sort_key):  # sets: an order independent of hashing
-        p = sympy.expand(p)
-        if p.is_number or any(_same_level(p, q) for q in levels):
+    x = problem.sample_interior(LEVEL_SAMPLES, generator=torch.Generator().manual_seed(_LEVEL_SEED),
+                                sampler="sobol", dtype=torch.float64).numpy()
+    levels, values = [], []
+    for p in sorted({sympy.expand(c) for c in candidates}, key=sympy.default_sort_key):
+        if p.is_number:
+            continue
+        if p.has(*_KINKED):
+            raise InterfaceError(f"the coefficient a jumps across {shown(p, dim)} = 0, which is not smooth "
+                                 "(abs, min, max or where inside a condition): write the condition with "
+                                 "plain comparisons, e.g. 0.25 < x < 0.75 for abs(x - 0.5) < 0.25,")
+        p = _smooth_form(p, symbols)
+        v = to_numpy(p, dim)(x)
+        v = np.broadcast_to(np.asarray(v, dtype=np.float64), (len(x),))
+        if not ((v > 0).any() and (v < 0).any()):
+            continue
+        if any(_proportional(v, w) for w in values):
             continue
         levels.append(p)
-    if not levels:
-        return ()
-    x = problem.sample_interior(samples, sampler="sobol", dtype=torch.float64).numpy()
-    kept = []
-    for p in levels:
-        v = to_numpy(p, problem.dim)(x)
-        if (v > 0).any() and (v < 0).any():
-            kept.append(p)
-    return tuple(kept[:MAX_INTERFACES])
+        values.append(v)
+    if len(levels) > MAX_INTERFACES:
+        raise InterfaceError(f"the coefficient a has {len(levels)} interfaces in the domain, more than the "
+                             f"{MAX_INTERFACES} the interface inputs take: use fewer pieces,")
+    return tuple(levels)
+
+
+def _proportional(v: np.ndarray, w: np.ndarray) -> bool:
+    """Whether ``v = k w`` at every sample point for one constant ``k`` (the same surface)."""
+    scale = max(float(np.abs(v).max()), float(np.abs(w).max()), 1e-300)
+    ok = np.abs(w) > 1e-6 * scale
+    if not ok.any():
+        return False
+    k = v[ok] / w[ok]
+    return bool(np.allclose(k, k[0], rtol=1e-9, atol=0)) and np.allclose(v, k[0] * w, rtol=0, atol=1e-9 * scale)
 
 
 class InterfaceInputs:
@@ -171,9 +246,10 @@ def interface_points(problem, inputs: InterfaceInputs, n: int, *, generator=None
                      device=None, newton_steps: int = 30) -> list:
     """About ``n`` points on each interface of ``inputs``, as :class:`InterfaceBatch` es: Sobol
     points of the domain moved onto ``psi_j = 0`` by Newton steps along ``grad psi_j``, kept where
-    they converged (``|psi_j| <= 1e-10 |grad psi_j|`` times the domain's size), lie strictly inside the
-    domain and ``a`` differs on the two sides (a grid of blocks has interfaces that stop). An
-    interface that no point reaches is left out."""
+    they converged (``|psi_j| <= 1e-10 |grad psi_j|`` times the domain's size) and lie strictly inside
+    the domain. They cover the whole level set, also where ``a`` does not jump (a grid of blocks has
+    interfaces that stop): the flux is continuous there too, and the input ``|psi_j|`` would let
+    ``u`` kink there without the condition. An interface that no point reaches is left out."""
     import numpy as np
 
     scale = float(np.linalg.norm(np.asarray(problem.shape.hi) - np.asarray(problem.shape.lo)))
@@ -203,10 +279,8 @@ def interface_points(problem, inputs: InterfaceInputs, n: int, *, generator=None
         eps = 1e-7 * scale
         a_plus = problem.a_torch(x + eps * normal)
         a_minus = problem.a_torch(x - eps * normal)
-        jumps = (a_plus - a_minus).abs() > 1e-12 * torch.maximum(a_plus.abs(), a_minus.abs())
-        x, normal, a_plus, a_minus = x[jumps], normal[jumps], a_plus[jumps], a_minus[jumps]
-        if not len(x):
-            continue
+        if problem.dim == 1:  # the interface is a point: one row, not n copies of it
+            x, normal, a_plus, a_minus = x[:1], normal[:1], a_plus[:1], a_minus[:1]
         x, normal, a_plus, a_minus = x[:n], normal[:n], a_plus[:n], a_minus[:n]
         out.append(InterfaceBatch(j, x, normal, a_plus, a_minus, inputs).to(device=device, dtype=dtype))
     return out

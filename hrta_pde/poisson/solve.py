@@ -106,21 +106,13 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
     elif hard_bc:
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
     hard_bc = bool(hard_bc)
-    inputs = network_inputs(problem, cfg)  # refuses interface_inputs=true where there is no interface
+    inputs = network_inputs(problem, cfg)  # refuses settings that cannot work (see there)
     check = cfg.energy_check
     if check and cfg.loss != "ritz":
         raise SettingError(f"energy_check guards the ritz loss (its energy measures the error); the {cfg.loss} "
                            "loss has none: omit {energy_check}")
     if check is None:
         check = cfg.loss == "ritz" and set(schedule.optimizers) == {"engd"}
-    if inputs is None and cfg.loss == "pinn":
-        from hrta_pde.poisson.interfaces import interface_levels
-
-        levels = interface_levels(problem)
-        if levels:
-            raise SettingError(f"the pinn loss on a coefficient a that jumps across {levels[0]} = 0 needs "
-                               "interface inputs (u kinks there, and the flux condition is taken on the "
-                               "interface): set {interface_inputs:=}true and {net:=}fnn, or {loss:=}ritz")
     config = copy.copy(cfg)  # cfg is checked already: fill in the decided values, not check again
     object.__setattr__(config, "schedule", cfg.schedule_text)
     object.__setattr__(config, "hard_bc", hard_bc)
@@ -141,7 +133,7 @@ def build_network(cfg: NetworkOptions, dim: int, generator: torch.Generator, dty
     if cfg.net == "paper":
         if inputs is not None:
             raise SettingError("interface inputs need {net:=}fnn (the paper's network takes x only); "
-                               "or set {interface_inputs:=}false")
+                               "or set {no_interface_inputs:|interface_inputs=false}")
         net = HomotopyNet(dim, [cfg.width] * cfg.depth, cfg.phi, s=1.0, generator=generator, dtype=dtype)
     else:
         extra = 0 if inputs is None else inputs.extra
@@ -158,20 +150,36 @@ def build_network(cfg: NetworkOptions, dim: int, generator: torch.Generator, dty
     return net.to(device)
 
 
-def network_inputs(problem, cfg: SolveConfig):
+def network_inputs(problem, cfg: SolveConfig, refuse: bool = True):
     """The input transform of ``cfg.interface_inputs`` for ``problem``: :class:`InterfaceInputs`
     of the interfaces where ``a`` jumps, or None (no interfaces, or the setting off; None, auto: on
-    wherever there are interfaces and the network is an FNN)."""
-    from hrta_pde.poisson.interfaces import InterfaceInputs, interface_levels
+    wherever there are interfaces and the network is an FNN). With ``refuse`` (when a solve is
+    planned) a :class:`SettingError` names what cannot work: the inputs asked for without
+    interfaces or with the paper's network, and the PINN loss on a jumping ``a`` without them (its
+    flux condition is taken on the interfaces)."""
+    from hrta_pde.poisson.interfaces import InterfaceError, InterfaceInputs, interface_levels, shown
 
-    wanted = cfg.interface_inputs
-    if wanted is False or (wanted is None and cfg.network.net != "fnn"):
+    wanted, pinn = cfg.interface_inputs, refuse and cfg.loss == "pinn"
+    try:
+        levels = interface_levels(problem)
+    except InterfaceError as err:
+        if refuse and (wanted or (pinn and wanted is None)):
+            raise SettingError(literal(str(err)) + (" or {loss:=}ritz with {no_interface_inputs:|interface_inputs=false}"
+                                                    if pinn else " or set {no_interface_inputs:|interface_inputs=false}")) from None
         return None
-    levels = interface_levels(problem)
     if not levels:
-        if wanted:
+        if refuse and wanted:
             raise SettingError("interface_inputs: the coefficient a of this problem has no interface in the "
                                "domain (no where(...) or sign(...) that changes inside): omit {interface_inputs}")
+        return None
+    if wanted is False or cfg.network.net != "fnn":
+        if pinn:
+            raise SettingError(f"the pinn loss on a coefficient a that jumps across {literal(shown(levels[0], problem.dim))}"
+                               " = 0 needs interface inputs (u kinks there, and the flux condition is taken on "
+                               "the interface): set {interface_inputs:|interface_inputs=true} and {net:=}fnn, or {loss:=}ritz")
+        if refuse and wanted:
+            raise SettingError("interface inputs need {net:=}fnn (the paper's network takes x only); "
+                               "or set {no_interface_inputs:|interface_inputs=false}")
         return None
     return InterfaceInputs(levels, problem.dim)
 
@@ -292,7 +300,7 @@ class Setup:
         test_gen = torch.Generator().manual_seed(cfg.run.seed + 7919)
         self.x_test = problem.sample_interior(cfg.sampling.test_points, generator=test_gen, sampler="random",
                                               dtype=self.dtype, device=self.device)
-        self.inputs = network_inputs(problem, cfg)
+        self.inputs = network_inputs(problem, cfg, refuse=False)
         self.net = build_network(cfg.network, problem.dim, gen, self.dtype, self.device, points=self.x,
                                  inputs=self.inputs)
         beta = DEFAULT_BETA[self.loss] if cfg.beta is None else cfg.beta
@@ -351,11 +359,12 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
         from hrta_pde.poisson.energy_check import EnergyCheck, check_points
 
         rules = [LossContext(problem, xc, bc, beta=context.beta, weights=wc)
-                 for xc, wc, bc in check_points(problem, cfg, setup.dtype, setup.device, cfg.run.seed)]
+                 for xc, wc, bc in check_points(problem, cfg, setup.dtype, setup.device, cfg.run.seed, setup.x)]
         check = EnergyCheck(rules[0], runaway=rules[1] if len(rules) > 1 else None)
         if resume is not None and resume.get("energy_check") is not None:
             check.load_state_dict(resume["energy_check"])
     ended = {}
+    last_stage = len(schedule.stages) - 1
     jacobian = None
     if "engd" in schedule.optimizers:
         terms = [t for t in GRAM_FORMS[cfg.loss](context)
@@ -383,19 +392,26 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
             if can_measure and pos.iteration % cfg.eval_every == 0:
                 history.evaluations.append({"iteration": pos.iteration,
                                             **evaluate(net, setup.x_test, problem, reference=reference)})
-            if check is not None and check.update(net, pos.iteration):
-                check.restore(net)
-                ended["check"] = pos.iteration
+            if check is not None and pos.stage == last_stage and check.update(net, pos.iteration):
+                check.restore(net)  # only in the last stage: s is the stage's, as are the parameters kept
+                ended["check"] = check.ended = pos.iteration
             stop = bool(ended) or bool(interrupted) or (stop_at is not None and pos.iteration >= stop_at)
             if stop or pos.iteration % cfg.training.checkpoint_every == 0:
                 checkpoint(pos)
             return stop
 
         t0 = time.perf_counter()
-        result = train(net, lambda: loss_fn(net, context), schedule, optimizer=optimizers,
-                       history=history, position=position, record_every=cfg.training.record_every,
-                       progress=progress, hooks=Hooks(after_step=after_step, every=1), description=cfg.loss)
+        if check is not None and check.ended is not None:  # resumed after the check had ended it
+            ended["check"] = check.ended
+            result = TrainResult(history, None, position, optimizers=optimizers)
+        else:
+            result = train(net, lambda: loss_fn(net, context), schedule, optimizer=optimizers,
+                           history=history, position=position, record_every=cfg.training.record_every,
+                           progress=progress, hooks=Hooks(after_step=after_step, every=1), description=cfg.loss)
         seconds = time.perf_counter() - t0
+    restored = bool(ended)
+    if check is not None and not ended and result.status == "completed" and check.since > 0:
+        restored = check.restore(net)  # the schedule ended after the best check energy: keep that
     if ended:
         result.status = "completed"
         why = ("the energy on the Sobol check points rose" if check.ran_away else
@@ -406,10 +422,17 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
         result.status = "interrupted"
         result.message = f"interrupted at iteration {result.position.iteration} (stage {result.position.stage + 1})"
     else:
+        if restored:
+            kept = (f"kept the parameters of iteration {check.kept_iteration}, where the energy on the check "
+                    "points was lowest")
+            result.message = f"{result.message}; {kept}" if result.message else kept
         checkpoint(result.position)
+    final_loss = history.final_finite_loss()
+    if restored:  # the loss of the parameters kept, not of the last step
+        final_loss = float(sum(t.detach() for t in loss_fn(net, context).values()))
     metrics = {"loss": cfg.loss, "status": result.status, "message": result.message,
                "iterations": result.position.iteration, "seconds": result.position.elapsed,
-               "final_loss": history.final_finite_loss(), "stage_switches": history.switches}
+               "final_loss": final_loss, "stage_switches": history.switches}
     if check is not None:
         metrics["best_iteration"] = check.kept_iteration
     if can_measure:
@@ -417,7 +440,7 @@ def solve(problem, cfg: SolveConfig | Plan, *, checkpoint_dir=None, progress: bo
         metrics.update(final)
         if not history.evaluations or history.evaluations[-1]["iteration"] != result.position.iteration:
             history.evaluations.append({"iteration": result.position.iteration, **final})
-        elif ended:  # the parameters kept are those of the best check energy, not the last step's
+        elif restored:  # the parameters kept are those of the best check energy, not the last step's
             history.evaluations[-1] = {"iteration": result.position.iteration, **final}
     return SolveResult(net, result, metrics, cfg, seconds)
 
@@ -449,7 +472,7 @@ def open_run(run_dir, *, command: str | None = None, device: str | None = None) 
     saved.setdefault("energy_check", False)
     cfg = SolveConfig.from_dict({**saved, **({"device": device} if device is not None else {})})
     net = build_network(cfg.network, problem.dim, torch.Generator().manual_seed(cfg.run.seed),
-                        cfg.run.torch_dtype, torch.device("cpu"), inputs=network_inputs(problem, cfg))
+                        cfg.run.torch_dtype, torch.device("cpu"), inputs=network_inputs(problem, cfg, refuse=False))
     load_net_state(net, ck["net"], Path(run_dir) / "checkpoint.pt")
     return SavedRun(problem, cfg, net, ck)
 
