@@ -1,6 +1,7 @@
 """Error against wall time: the solver's second-order defaults against the old Adam defaults.
 
-Each case is one ``solve`` on a catalog problem (float64, CPU), with the errors measured every
+Each case is one ``solve`` on a catalog problem (float64, CPU; the problem file's ``[solver]`` table
+applies, as on the command line, then the case's settings), with the errors measured every
 few iterations on the independent test set, so a run gives a curve of relative L2 error against
 seconds of training. The table has the final error and time of each case; the plot has the curves.
 
@@ -12,6 +13,9 @@ seconds of training. The table has the final error and time of each case; the pl
 Targets (issue 9): poisson_2d_sin PINN and Sobolev <= 1e-7, Ritz <= 1e-6, each in <= 60 s; disk,
 annulus, 3-D cube <= 1e-6; 10-D <= 1e-4, each in <= 5 minutes; L-shape with ``-Laplace u = 1``
 (FEM reference, ``lshape_f1``) <= 2e-3; the catalog's L-shape (singular exact solution) as well.
+Targets (issue 12): the catalog problems with a jumping coefficient <= 1e-3 against their FEM
+reference (``jump_robin_ritz_engd``, ``layers3d_ritz_engd``) or exact solution
+(``interface_pinn_engd``); the ``kink_*`` cases show the interface inputs on a kinked exact solution.
 """
 from __future__ import annotations
 
@@ -45,11 +49,23 @@ CASES = {
     # the issue's L-shape: -Laplace u = 1, u = 0, against the FEM reference
     "lshape_f1_ritz_engd": ("lshape_f1", {"loss": "ritz"}, 2e-3, 300),
     "lshape_f1_pinn_engd": ("lshape_f1", {"loss": "pinn"}, 2e-3, 300),
+    # coefficients that jump (issue 12: the new catalog problems to 1e-3), with their files' [solver]
+    "jump_robin_ritz_engd": ("poisson_jump_robin", {}, 1e-3, 300),
+    "layers3d_ritz_engd": ("poisson_3d_layers", {}, 1e-3, 600),
+    "interface_pinn_engd": ("poisson_interface", {}, 1e-3, 300),
+    "kink_pinn_engd": ("kink", {"loss": "pinn"}, 1e-6, 60),
+    "kink_ritz_engd": ("kink", {"loss": "ritz"}, 1e-6, 60),
+    "kink_ritz_no_inputs": ("kink", {"loss": "ritz", "interface_inputs": False}, 1e-6, 60),
 }
 
 #: Problems of the cases that are not in the catalog (as problem-file tables).
 PROBLEMS = {"lshape_f1": {"name": "lshape_f1", "domain": {"type": "lshape"}, "solution": {"f": "1"},
-                          "boundary": {"type": "dirichlet", "g": "0"}}}
+                          "boundary": {"type": "dirichlet", "g": "0"}},
+            # a = 1 | 4 across x = 1/2, u continuous with a du/dx continuous: a kink
+            "kink": {"name": "kink", "domain": {"type": "rectangle", "xmin": [0, 0], "xmax": [1, 1]},
+                     "solution": {"a": "where(x < 0.5, 1, 4)",
+                                  "u": "where(x < 0.5, x, 0.5 + (x - 0.5)/4 - 2.5*(x - 0.5)**2) * sin(pi*y)"},
+                     "boundary": {"type": "dirichlet"}}}
 
 
 def _parse_value(text: str):
@@ -68,7 +84,8 @@ def run_case(problem_name: str, settings: dict, eval_every: int, seed: int) -> d
         problem = problem_from_dict(PROBLEMS[problem_name], source=problem_name)
     else:
         problem = builtin_problem(problem_name)
-    cfg = SolveConfig.from_dict({"device": "cpu", "seed": seed, **settings})
+    # the problem file's [solver] table, as the command line takes it, then the case's settings
+    cfg = SolveConfig.from_dict({"device": "cpu", "seed": seed, **(getattr(problem, "solver", None) or {}), **settings})
     if "eval_every" not in settings:
         cfg = cfg.replace(eval_every=eval_every if "@" in cfg.schedule_text else max(eval_every, 100))
     reference = None
