@@ -413,18 +413,29 @@ class PoissonProblem:
 
     def quadrature(self, n: int, n_boundary: int, *, dtype: torch.dtype | None = None, device=None):
         """Gauss points with weights (:mod:`hrta_pde.poisson.quadrature`): ``(x, w, boundary)``, about
-        ``n`` interior points ``x`` (n, d) with weights ``w`` (n,) summing to :attr:`measure`, and
+        ``n`` interior points ``x`` (n, d) with weights ``w`` (n,) summing to :attr:`measure` (more on a
+        box whose cells an interface of ``a`` cuts: those are refined), and
         about ``n_boundary`` boundary points with their data and ``boundary.weight`` summing to
         :attr:`boundary_measure`. A :class:`ProblemError` for a domain without a rule."""
         from hrta_pde.poisson.quadrature import boundary_rule, interior_rule
 
         n, n_boundary, dtype = check_count(n), check_count(n_boundary, "n_boundary"), check_dtype(dtype)
-        x, w = interior_rule(self.shape, max(1, n))
+        x, w = interior_rule(self.shape, max(1, n), self._jump_levels())
         xb, nrm, _, wb = boundary_rule(self.shape, max(1, n_boundary))
         batch = self._boundary_batch(xb, nrm, dtype, device)
         batch.weight = torch.as_tensor(wb, dtype=dtype, device=device)
         return (torch.as_tensor(x, dtype=dtype, device=device), torch.as_tensor(w, dtype=dtype, device=device),
                 batch)
+
+    def _jump_levels(self) -> list:
+        """numpy level functions of the interfaces where ``a`` jumps (the Gauss rule refines the
+        cells they cut); none for a smooth ``a`` or levels the interface inputs refuse."""
+        from hrta_pde.poisson.interfaces import InterfaceError, interface_levels
+
+        try:
+            return [to_numpy(p, self.dim) for p in interface_levels(self)]
+        except InterfaceError:
+            return []
 
     def _boundary_batch(self, x: np.ndarray, nrm: np.ndarray, dtype, device) -> BoundaryBatch:
         """The boundary data of each point ``x`` (outward normal ``nrm``) by its boundary part."""

@@ -7,7 +7,8 @@ integrate smooth integrands to many digits with few points:
 
 * boxes in 1 to 3 dimensions: composite Gauss-Legendre, ``GAUSS_ORDER`` points per cell and axis,
   on a grid of equal cells (a coefficient that jumps on a cell face, such as ``where(x < 0.5, ..)``
-  with an even number of cells, is integrated exactly piece by piece); each face of the box gets
+  with an even number of cells, is integrated exactly piece by piece; the cells that an interface
+  of the coefficient cuts, such as a circle, are halved ``CUT_DEPTH`` times); each face of the box gets
   the same rule in one dimension fewer (the two end points in 1-D);
 * polygons: a triangle mesh of the polygon (:func:`hrta_pde.poisson.mesh.mesh_shape`) with the
   7-point degree-5 rule on each triangle (positive weights); each edge a composite Gauss-Legendre
@@ -117,9 +118,57 @@ def _ring_boundary(rings, n: int):
     return x, np.concatenate(ns), np.full(len(x), -1, np.int64), np.concatenate(ws)
 
 
-def _box_interior(box, n: int):
+#: How many times a box's cells cut by an interface of the coefficient are halved along every axis.
+CUT_DEPTH = {1: 3, 2: 3, 3: 2}
+
+
+def _box_interior(box, n: int, levels=()):
     m = max(1, round(n ** (1.0 / box.dim)))
-    return _tensor([_axis_rule(box.lo[i], box.hi[i], m) for i in range(box.dim)])
+    cut = _cut_box_interior(box, m, levels) if levels else None
+    if cut is None:  # no interface cuts a cell: the plain rule, bit for bit
+        return _tensor([_axis_rule(box.lo[i], box.hi[i], m) for i in range(box.dim)])
+    return cut
+
+
+def _cut_box_interior(box, m: int, levels):
+    """The composite rule of :func:`_box_interior` with its cells that an interface cuts (a level
+    function changes sign among the cell's corners and Gauss points) halved along every axis,
+    :data:`CUT_DEPTH` times: an integrand that jumps inside a cell is integrated with an error of
+    the order of the cut cells' measure, which the halving divides by ``2^depth``. None where no
+    cell is cut."""
+    d = box.dim
+    q = max(1, min(GAUSS_ORDER, m))
+    cells = max(1, round(m / q))
+    t, w = _gauss_01(q)
+    ref = _tensor([(t, w)] * d)  # q^d points in the unit cell
+    corners = np.array(np.meshgrid(*[[0.0, 1.0]] * d, indexing="ij")).reshape(d, -1).T
+    probe = np.concatenate([ref[0], corners])
+    size = (box.hi - box.lo) / cells
+    grid = np.array(np.meshgrid(*[np.arange(cells)] * d, indexing="ij")).reshape(d, -1).T
+    lo = box.lo + grid * size
+    leaves = []
+    for _ in range(CUT_DEPTH.get(d, 2)):
+        pts = lo[:, None, :] + probe[None, :, :] * size
+        flat = pts.reshape(-1, d)
+        cut = np.zeros(len(lo), dtype=bool)
+        for f in levels:
+            v = np.broadcast_to(np.asarray(f(flat), dtype=np.float64), (len(flat),)).reshape(len(lo), -1)
+            cut |= (v > 0).any(axis=1) & (v < 0).any(axis=1)
+        if not leaves and not cut.any():
+            return None
+        leaves.append((lo[~cut], size.copy()))
+        if not cut.any():
+            lo = lo[:0]
+            break
+        size = size / 2.0
+        lo = (lo[cut][:, None, :] + corners[None, :, :] * size).reshape(-1, d)
+    leaves.append((lo, size))
+    xs, ws = [], []
+    for cell_lo, cell_size in leaves:
+        if len(cell_lo):
+            xs.append((cell_lo[:, None, :] + ref[0][None, :, :] * cell_size).reshape(-1, d))
+            ws.append(np.repeat(np.prod(cell_size) * ref[1][None, :], len(cell_lo), axis=0).reshape(-1))
+    return np.concatenate(xs), np.concatenate(ws)
 
 
 def _box_boundary(box, n: int):
@@ -180,15 +229,17 @@ def _polygon_boundary(poly, n: int):
     return x, np.concatenate(ns), np.full(len(x), -1, np.int64), np.concatenate(ws)
 
 
-def interior_rule(shape, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """About ``n`` interior Gauss points of ``shape`` and their weights (summing to its measure)."""
+def interior_rule(shape, n: int, levels=()) -> tuple[np.ndarray, np.ndarray]:
+    """About ``n`` interior Gauss points of ``shape`` and their weights (summing to its measure).
+    ``levels``: numpy level functions of interfaces where the integrand may jump; on a box the cells
+    they cut are refined (:func:`_cut_box_interior`; more points than ``n`` then)."""
     from hrta_pde.poisson.geometry import Box
 
     check_gauss(shape)
     rings = _rings(shape)
     if rings:
         return _ring_interior(rings, n)
-    return _box_interior(shape, n) if isinstance(shape, Box) else _polygon_interior(shape, n)
+    return _box_interior(shape, n, levels) if isinstance(shape, Box) else _polygon_interior(shape, n)
 
 
 def boundary_rule(shape, n: int):
