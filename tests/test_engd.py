@@ -122,7 +122,8 @@ def linear_model_context(loss, problem_name=None, gauss=False, interfaces=False)
         return net, LossContext(problem, problem.sample_interior(200, **kw), problem.sample_boundary(80, **kw),
                                 beta=10.0, interfaces=batches)
     if gauss:
-        x, w, boundary = problem.quadrature(200, 80, dtype=torch.float64)
+        # 400 points: cells on the interfaces of poisson_jump_robin (the rule then is the plain one)
+        x, w, boundary = problem.quadrature(400 if problem.has_coefficient else 200, 80, dtype=torch.float64)
         return net, LossContext(problem, x, boundary, beta=10.0, weights=w)
     kw = dict(generator=gen, sampler="sobol", dtype=torch.float64, device="cpu")
     ctx = LossContext(problem, problem.sample_interior(200, **kw), problem.sample_boundary(80, **kw), beta=10.0)
