@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hrta_pde.poisson.solve import Setup, SolveConfig, decide_sampling, plan_solve, solve
+from hrta_pde.poisson.settings import saved_config
 
 COMPARE_STATE = "compare_state.json"
 
@@ -183,10 +184,7 @@ def load_compare_state(run_dir) -> tuple:
 
     state = _read_compare_state(run_dir)
     problem = problem_from_dict(state["problem"], source=str(run_dir))
-    saved = dict(state["config"])
-    for key in ("interface_inputs", "energy_check"):  # a comparison begun before they existed
-        saved.setdefault(key, False)
-    cfg = SolveConfig.from_dict(saved)
+    cfg = saved_config(state["config"])
     return problem, cfg, state["losses"], state["seeds"], state["reference"]
 
 

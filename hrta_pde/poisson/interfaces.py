@@ -187,20 +187,11 @@ class InterfaceInputs:
     def point_features(self, x: torch.Tensor) -> tuple:
         """``(h, dh/dx, Laplace h)`` of ``h = [x, |psi(x)|]`` at one point ``x`` (d,):
         shapes (d + m,), (d + m, d), (d + m,)."""
-        from torch.func import grad as func_grad, jvp, vmap
+        from hrta_pde.engd import _scalar_features
 
         d = x.shape[0]
         eye = torch.eye(d, dtype=x.dtype, device=x.device)
-        values, grads, laps = [], [], []
-        for f in self._fns:
-            def value(y, f=f):
-                v = f(y[None])
-                return v.reshape(-1)[0] if v.dim() else v
-            gfun = func_grad(value)
-            _, cols = vmap(lambda v: jvp(gfun, (x,), (v,)))(eye)
-            values.append(value(x))
-            grads.append(gfun(x))
-            laps.append(torch.diagonal(cols).sum())
+        values, grads, laps = zip(*(_scalar_features(f)(x) for f in self._fns))
         p = torch.stack(values)
         s = self._signs(p).detach()
         h = torch.cat([x, s * p])
@@ -228,7 +219,7 @@ class InterfaceInputs:
 
 
 class InterfaceBatch:
-    """Points on interface ``j`` where ``a`` jumps: ``x`` (n, d), the unit normal ``normal`` (n, d)
+    """Points on interface ``j``: ``x`` (n, d), the unit normal ``normal`` (n, d)
     pointing to ``psi_j > 0``, and the coefficient on either side, ``a_plus`` and ``a_minus`` (n,);
     ``inputs``: the :class:`InterfaceInputs` they were made for (used by :func:`flux_jump` when the
     network given is a plain function)."""
@@ -250,9 +241,7 @@ def interface_points(problem, inputs: InterfaceInputs, n: int, *, generator=None
     the domain. They cover the whole level set, also where ``a`` does not jump (a grid of blocks has
     interfaces that stop): the flux is continuous there too, and the input ``|psi_j|`` would let
     ``u`` kink there without the condition. An interface that no point reaches is left out."""
-    import numpy as np
-
-    scale = float(np.linalg.norm(np.asarray(problem.shape.hi) - np.asarray(problem.shape.lo)))
+    scale = float(np.linalg.norm(problem.shape.hi - problem.shape.lo))
     out = []
     for j, f in enumerate(inputs._fns):
         x = problem.sample_interior(4 * n, generator=generator, sampler="sobol", dtype=torch.float64)
@@ -290,6 +279,8 @@ def flux_jump(net, batch: InterfaceBatch) -> torch.Tensor:
     """``a+ du+/dn - a- du-/dn`` at the points of ``batch``: the flux condition's residual, with the
     one-sided values of a network whose input transform is :class:`InterfaceInputs` (the network's
     own, else the batch's: a function of the network, like ``torch.func.functional_call``'s)."""
+    from hrta_pde.poisson.losses import gradient
+
     inputs = getattr(net, "_input_transform", None) or batch.inputs
     if inputs is None:
         raise ValueError("flux_jump needs a network with interface inputs (InterfaceInputs)")
@@ -297,7 +288,6 @@ def flux_jump(net, batch: InterfaceBatch) -> torch.Tensor:
     for side, a in ((1, batch.a_plus), (-1, batch.a_minus)):
         x = batch.x.detach().requires_grad_(True)
         with inputs.one_sided(batch.j, side):
-            u = net(x)[:, 0]
-            (g,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+            g = gradient(net(x)[:, 0], x)
         sides.append(a * (g * batch.normal).sum(dim=1))
     return sides[0] - sides[1]

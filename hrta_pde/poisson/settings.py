@@ -127,4 +127,13 @@ class SolveConfig(Config):
 #: The keys of a ``[solver]`` table: the settings of :class:`SolveConfig`, flat.
 SOLVER_KEYS = SolveConfig.keys()
 
+#: Settings added after run folders existed, and what those folders' runs did (off).
+_LATER_SETTINGS = {"interface_inputs": False, "energy_check": False}
+
+
+def saved_config(flat: dict) -> SolveConfig:
+    """The :class:`SolveConfig` of a saved run or comparison (its flat settings), with the settings
+    added since it was written taken as off, as they were for that run."""
+    return SolveConfig.from_dict({**_LATER_SETTINGS, **flat})
+
 

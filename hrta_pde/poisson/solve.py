@@ -31,7 +31,8 @@ from hrta_pde.options import NetworkOptions
 from hrta_pde.poisson.losses import GRAM_FORMS, LOSS_FUNCTIONS, LossContext, check_loss
 from hrta_pde.poisson.metrics import evaluate
 from hrta_pde.poisson.settings import (AUTO_GAUSS_LOSSES, AUTO_GAUSS_MAX_DIM, DEFAULT_BETA, DEFAULT_POINTS_OTHER,
-                                      GAUSS_POINTS_MAX, GAUSS_POINTS_MIN, GAUSS_POINTS_PER_PARAMETER, SolveConfig)
+                                      GAUSS_POINTS_MAX, GAUSS_POINTS_MIN, GAUSS_POINTS_PER_PARAMETER, SolveConfig,
+                                      saved_config)
 from hrta_pde.schedule import Schedule
 from hrta_pde.stages import Position, StageOptimizers
 from hrta_pde.train import Hooks, TrainResult, train
@@ -467,10 +468,7 @@ def open_run(run_dir, *, command: str | None = None, device: str | None = None) 
 
     ck = load_checkpoint(run_dir, command=command)
     problem = problem_from_dict(ck["problem"], source=str(run_dir))
-    saved = dict(ck["config"])
-    saved.setdefault("interface_inputs", False)  # a run folder written before there were any
-    saved.setdefault("energy_check", False)
-    cfg = SolveConfig.from_dict({**saved, **({"device": device} if device is not None else {})})
+    cfg = saved_config({**ck["config"], **({"device": device} if device is not None else {})})
     net = build_network(cfg.network, problem.dim, torch.Generator().manual_seed(cfg.run.seed),
                         cfg.run.torch_dtype, torch.device("cpu"), inputs=network_inputs(problem, cfg, refuse=False))
     load_net_state(net, ck["net"], Path(run_dir) / "checkpoint.pt")
