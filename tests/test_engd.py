@@ -290,7 +290,7 @@ def test_domain_init_starts_with_unit_scale_layers_and_a_non_vanishing_output(ph
 
     problem = builtin_problem("poisson_lshape")
     cfg = SolveConfig.from_dict(dict(loss="ritz", phi=phi, width=64, depth=3, points=500, boundary_points=100,
-                                     device="cpu", init="domain"))
+                                     device="cpu", init="domain", singular_inputs=False))  # the layers see x
     setup = Setup(problem, cfg)
     net, x = setup.net, setup.x
     h = x

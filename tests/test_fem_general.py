@@ -52,8 +52,9 @@ def test_cube_with_coefficient_and_robin_face_3d():
 @pytest.mark.parametrize("dim", [2, 3])
 def test_piecewise_coefficient_across_an_interface(dim):
     # -(a u')' = 0, a = 1 | 10 across x = 1/2 (2-D) or z = 1/2 (3-D), flux a u' = 1: u is piecewise
-    # linear; Neumann (h = 0) on the sides parallel to the jump. The mesh is not aligned with the
-    # interface, so only a small error is asked for, not a rate.
+    # linear; Neumann (h = 0) on the sides parallel to the jump. In 2-D the mesh follows the
+    # interface (a tensor grid along it), so P2 is exact to round-off; the 3-D mesh is aligned
+    # only where the interface falls on a grid plane, so there only a small error is asked for.
     v = "x" if dim == 2 else "z"
     lo, hi = ([0, 0], [1, 1]) if dim == 2 else ([0, 0, 0], [1, 1, 1])
     first, last = ("x_min", "x_max") if dim == 2 else ("z_min", "z_max")
@@ -65,8 +66,10 @@ def test_piecewise_coefficient_across_an_interface(dim):
     assert p.f_numpy(np.full((1, dim), 0.3))[0] == 0.0
     hs = (1 / 8, 1 / 16) if dim == 2 else (1 / 3, 1 / 6)
     err = [fem_errors(solve_fem(p, h), p.u_numpy)["l2_rel"] for h in hs]
-    # measured (2-D): 6.8e-3 at h = 1/16
-    assert err[1] < err[0] and err[1] < 1e-2
+    if dim == 2:  # measured: 9.8e-14, 3.6e-13 (on the hexagonal mesh before: 6.8e-3 at h = 1/16)
+        assert max(err) < 1e-11
+    else:
+        assert err[1] < err[0] and err[1] < 1e-2
 
 
 def test_pure_neumann_without_reaction_is_refused_with_reaction_solved():

@@ -197,11 +197,13 @@ def test_auto_sampling_is_gauss_for_ritz_where_a_rule_exists():
 
 
 def test_automatic_exact_dirichlet_data_skips_trimmed_segments_for_pinn_only():
-    """PINN needs Laplace phi, unbounded at the ends of a trimmed segment (the L-shape's re-entrant
-    corner): there the automatic choice is the penalty; Ritz (first derivatives) keeps the exact data."""
+    """PINN needs Laplace phi, unbounded at the L-shape's re-entrant corner (its corner function):
+    there the automatic choice is the penalty, unless the network has the singular inputs (on by
+    default there); Ritz (first derivatives) keeps the exact data."""
     lshape = problem_from_dict({"domain": {"type": "lshape"}, "solution": {"f": "1"},
                                 "boundary": {"type": "dirichlet", "g": "0"}})
-    assert plan_solve(lshape, SolveConfig(loss="pinn")).config.hard_bc is False
+    assert plan_solve(lshape, SolveConfig(loss="pinn", singular_inputs=False)).config.hard_bc is False
+    assert plan_solve(lshape, SolveConfig(loss="pinn")).config.hard_bc is True
     assert plan_solve(lshape, SolveConfig(loss="pinn", hard_bc=True)).config.hard_bc is True
     ritz = plan_solve(lshape, SolveConfig(loss="ritz")).config
     assert (ritz.sampling.sampler, ritz.hard_bc) == ("gauss", True)
@@ -234,5 +236,5 @@ def test_cells_cut_by_an_interface_of_a_are_refined_and_aligned_interfaces_chang
         p = builtin_problem(name)
         n = 2500 if p.dim == 2 else 8000
         xa, wa, _ = p.quadrature(n, 200, dtype=torch.float64)
-        xb, wb = interior_rule(p.shape, n)
+        xb, wb = interior_rule(p.shape, n, singular=p._singular_points())  # (jump_robin: graded at its cross point)
         assert torch.equal(xa, torch.as_tensor(xb)) and torch.equal(wa, torch.as_tensor(wb))

@@ -125,12 +125,18 @@ def _add_solver_flags(sp) -> None:
                     help="impose the Dirichlet data exactly, u = g + phi*N, instead of the boundary "
                     "penalty; g derived from u is taken on the boundary only (default: on where it applies for ritz on "
                     "gauss points, and for pinn where phi and g_ext are twice differentiable: not where an edge's "
-                    "line cuts the domain, as at the L-shape's re-entrant corner, nor where data from u are "
+                    "line cuts the domain, nor at a re-entrant corner unless the network has the singular inputs, nor where data from u are "
                     "blended at corners)")
     sp.add_argument("--interface-inputs", action=argparse.BooleanOptionalAction, default=None,
                     help="give the network |psi(x)| for each interface psi = 0 across which the coefficient a "
                     "jumps (a where(...) or sign(...) in a), so that u can kink there (default: on where a "
                     "has such an interface in the domain)")
+    sp.add_argument("--singular-inputs", action=argparse.BooleanOptionalAction, default=None,
+                    help="give the network inputs for the points where u is singular: Re w and Im w, w = "
+                    "(r e^(i theta))^lam, at each polygon corner with lam < 1 (a re-entrant corner, or a Dirichlet "
+                    "edge meeting a Neumann or Robin edge at more than 90 degrees), and the modes r^lam mu(theta), "
+                    "lam < 2, where straight interfaces of a cross each other or meet the boundary (2-D boxes and "
+                    "polygons; 'hrta-pde problems --show' lists the points; default: on where there are any)")
     sp.add_argument("--energy-check", action=argparse.BooleanOptionalAction, default=None,
                     help="ritz: after every step evaluate the energy on a second set of points (a Gauss rule "
                     "with twice the points, or twice as many Sobol points), keep the parameters where it "

@@ -19,6 +19,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+import numpy as np
+
 from hrta_pde.poisson.errors import ProblemError
 from hrta_pde.poisson.problem import PoissonProblem
 from hrta_pde.poisson.spec import problem_from_dict
@@ -96,5 +98,26 @@ def describe_parts(problem: PoissonProblem) -> str:
     for op in parts.operands:
         members = [parts.names[k] for k in parts.groups[op]]
         lines.append(f"#   {op}: all of {', '.join(members)}")
+    lines += _singular_lines(problem)
     return "\n".join(lines)
+
+
+def _singular_lines(problem) -> list:
+    """Comment lines naming the points where ``u`` is singular (``hrta_pde.poisson.singular``)."""
+    from hrta_pde.poisson.singular import singular_features
+
+    try:
+        feats = singular_features(problem)
+    except (ValueError, ArithmeticError):  # a listing does not fail on this
+        return []
+    seen, out = set(), []
+    for f in feats:
+        key = (tuple(np.round(f.v, 12)), round(f.lam, 9))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(f"#   ({', '.join(f'{c:.6g}' for c in f.v)}): u ~ r^{f.lam:.4g}")
+    if out:
+        out.insert(0, "# points where u is singular (the network gets inputs for them, --singular-inputs):")
+    return out
 

@@ -321,11 +321,14 @@ class HardDirichlet:
     at corners or mixing a disk's radial extension with other parts. (The R-equivalence of two
     lines at a corner has a Laplacian like ``1/r`` too; with it PINN measured better than with the
     penalty, on the square with holes and the mixed square, so it counts as smooth.)
+    ``smooth_but_corners``: smooth if the :class:`Corner` pieces are left aside, which suits a network
+    with the singular inputs of :mod:`hrta_pde.poisson.singular` (``u / phi`` is smooth in them).
     """
 
-    def __init__(self, phi_fn, groups, kind, scale=1.0, smooth=True):
+    def __init__(self, phi_fn, groups, kind, scale=1.0, smooth=True, smooth_but_corners=None):
         self._phi_fn, self._groups, self.kind, self.scale = phi_fn, groups, kind, float(scale)
         self.smooth = bool(smooth)
+        self.smooth_but_corners = self.smooth if smooth_but_corners is None else bool(smooth_but_corners)
         self._frozen: list = []  # [(x, (g, grad g, hess g), (phi, grad phi, hess phi))], newest last
 
     def phi(self, x: torch.Tensor) -> torch.Tensor:
@@ -624,6 +627,7 @@ def _build(problem) -> HardDirichlet:
         scale = 1.0 / top if top > 0 and math.isfinite(top) else 1.0
         kind = "adf"
     smooth = not any(isinstance(p, (Segment, Corner)) for p in pieces.values())
+    corners_only = not any(isinstance(p, Segment) for p in pieces.values())  # smooth but for Corner pieces
     g_u = traced[0].g_torch if traced else None
     lo, hi = getattr(shape, "lo", None), getattr(shape, "hi", None)
     box_faces = None
@@ -641,10 +645,10 @@ def _build(problem) -> HardDirichlet:
             else:
                 groups.append((_distinct(pieces[k] for k in ks), cd.g_torch))
         if traced and len(groups) > 1 and any(not isinstance(p, Sphere) for p in pieces.values()):
-            smooth = False  # the transfinite weights are not twice differentiable where pieces meet
+            smooth = corners_only = False  # the transfinite weights are not twice differentiable where pieces meet
         if len(groups) > 1 and any(getattr(g, "form", None) == "ball" for _, g in groups):
-            smooth = False  # measured: PINN 5.8e-4 against 1.9e-7 with the penalty (disk, off-centre hole)
-    out = HardDirichlet(phi, groups, kind, scale, smooth=smooth)
+            smooth = corners_only = False  # measured: PINN 5.8e-4 against 1.9e-7 with the penalty (disk, off-centre hole)
+    out = HardDirichlet(phi, groups, kind, scale, smooth=smooth, smooth_but_corners=corners_only)
     if traced:
         values = out.g_ext(x)
         if bool(torch.isfinite(values).all()):

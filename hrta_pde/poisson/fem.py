@@ -189,6 +189,31 @@ def _jacobi_cg(A, b, rtol):
     raise FEMError(f"the FEM linear solve did not converge ({len(b)} unknowns): try a larger h")
 
 
+def _singular(problem, dim):
+    """The points where ``u`` is singular (2-D; the mesh is graded towards them), or none."""
+    find = getattr(problem, "_singular_points", None)
+    return find() if dim == 2 and find is not None else ()
+
+
+def _axis_lines(problem, dim):
+    """``(xs, ys)`` of a 2-D box problem whose interfaces of ``a`` are all lines ``x = c`` or
+    ``y = c`` (the mesh is then a tensor grid along them), else None."""
+    if dim != 2 or type(problem.shape).__name__ != "Box" or not hasattr(problem, "a_numpy"):
+        return None
+    from hrta_pde.poisson.singular import _linear_levels
+
+    levels = _linear_levels(problem)
+    if not levels:
+        return None
+    lines = ([], [])
+    for _, g, c in levels:
+        axis = int(np.argmax(np.abs(g)))
+        if abs(g[1 - axis]) > 1e-14 * abs(g[axis]):
+            return None  # a slanted interface: the general mesh
+        lines[axis].append(-c / g[axis])
+    return lines
+
+
 def solve_fem(problem, h: float) -> FEMSolution:
     """P2 finite-element solution of the Dirichlet problem on a mesh of size ``h``.
 
@@ -204,7 +229,7 @@ def solve_fem(problem, h: float) -> FEMSolution:
                               or problem.has_reaction or len({id(c) for c in problem.conditions}) > 1):
         return _solve_general(problem, h, dim, f_fn)
     g_fn = _dirichlet_data(problem, dim)
-    mesh, elem, mesh1, curved = build_mesh(problem.shape, h, dim)
+    mesh, elem, mesh1, curved = build_mesh(problem.shape, h, dim, _singular(problem, dim), _axis_lines(problem, dim))
     basis = skfem.Basis(mesh, elem, intorder=6 if dim < 3 else 4)
 
     @skfem.BilinearForm
@@ -235,7 +260,7 @@ def solve_fem(problem, h: float) -> FEMSolution:
 def _solve_general(problem, h, dim, f_fn) -> FEMSolution:
     """P2 solution of -div(a grad u) + c u = f with Dirichlet, Neumann and Robin parts."""
     skfem = import_skfem()
-    mesh, elem, mesh1, curved = build_mesh(problem.shape, h, dim)
+    mesh, elem, mesh1, curved = build_mesh(problem.shape, h, dim, _singular(problem, dim), _axis_lines(problem, dim))
     order = 6 if dim < 3 else 4
     basis = skfem.Basis(mesh, elem, intorder=order)
     xq = value(basis.global_coordinates())  # (d, nel, nq)

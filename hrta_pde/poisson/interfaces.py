@@ -142,8 +142,10 @@ def _proportional(v: np.ndarray, w: np.ndarray) -> bool:
 
 
 class InterfaceInputs:
-    """The input transform ``x -> [x, |psi_1(x)|, ..., |psi_m(x)|]`` of a network (set with
-    ``dde.nn.FNN.apply_feature_transform``); the network's first layer takes ``dim + m`` inputs.
+    """The input transform ``x -> [x, |psi_1(x)|, ..., |psi_m(x)|, c_1(x), ..., c_k(x)]`` of a network
+    (set with ``dde.nn.FNN.apply_feature_transform``); the network's first layer takes
+    ``dim + m + k`` inputs. ``corners``: parameter-free features ``c_j: (n, d) -> (n,)`` appended
+    after the levels, such as the corner singularities of :mod:`hrta_pde.poisson.singular`.
 
     :meth:`point_features` gives the transform's value, Jacobian and Laplacian at one point, for
     the forward Laplacian of :mod:`hrta_pde.engd` (``Laplace |psi| = sign(psi) Laplace psi`` off the
@@ -151,18 +153,18 @@ class InterfaceInputs:
     network's values on the side ``s psi_j > 0`` continued up to the interface.
     """
 
-    def __init__(self, levels, dim: int):
-        self.levels, self.dim = tuple(levels), int(dim)
+    def __init__(self, levels, dim: int, corners=()):
+        self.levels, self.dim, self.corners = tuple(levels), int(dim), tuple(corners)
         self._fns = [to_torch(p, self.dim) for p in self.levels]
         self.side = None
 
     @property
     def extra(self) -> int:
         """How many inputs the transform adds."""
-        return len(self.levels)
+        return len(self.levels) + len(self.corners)
 
     def __repr__(self):
-        return f"InterfaceInputs({', '.join(str(p) for p in self.levels)})"
+        return f"InterfaceInputs({', '.join([str(p) for p in self.levels] + [repr(c) for c in self.corners])})"
 
     def psi(self, x: torch.Tensor) -> torch.Tensor:
         """``psi_j(x)`` at ``x`` (n, d) -> (n, m)."""
@@ -181,23 +183,43 @@ class InterfaceInputs:
         return s
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.psi(x)
-        return torch.cat([x, self._signs(p).detach() * p], dim=1)
+        cols = [x]
+        if self.levels:
+            p = self.psi(x)
+            cols.append(self._signs(p).detach() * p)
+        if self.corners:
+            cols.append(torch.stack([self._corner(c)(x) for c in self.corners], dim=1))
+        return torch.cat(cols, dim=1)
+
+    def _corner(self, c):
+        """Feature ``c`` as a function of ``x``, from the side set by :meth:`one_sided` where it
+        takes one (:class:`hrta_pde.poisson.singular.SectorFeature`)."""
+        if getattr(c, "one_sided", False) and self.side is not None:
+            side = self.side
+            return lambda x: c(x, side)
+        return c
 
     def point_features(self, x: torch.Tensor) -> tuple:
-        """``(h, dh/dx, Laplace h)`` of ``h = [x, |psi(x)|]`` at one point ``x`` (d,):
-        shapes (d + m,), (d + m, d), (d + m,)."""
+        """``(h, dh/dx, Laplace h)`` of ``h = [x, |psi(x)|, c(x)]`` at one point ``x`` (d,):
+        shapes (d + m + k,), (d + m + k, d), (d + m + k,)."""
         from hrta_pde.engd import _scalar_features
 
         d = x.shape[0]
         eye = torch.eye(d, dtype=x.dtype, device=x.device)
-        values, grads, laps = zip(*(_scalar_features(f)(x) for f in self._fns))
-        p = torch.stack(values)
-        s = self._signs(p).detach()
-        h = torch.cat([x, s * p])
-        g = torch.cat([eye, s[:, None] * torch.stack(grads)])
-        lap = torch.cat([torch.zeros(d, dtype=x.dtype, device=x.device), s * torch.stack(laps)])
-        return h, g, lap
+        hs, gs, ls = [x], [eye], [torch.zeros(d, dtype=x.dtype, device=x.device)]
+        if self.levels:
+            values, grads, laps = zip(*(_scalar_features(f)(x) for f in self._fns))
+            p = torch.stack(values)
+            s = self._signs(p).detach()
+            hs.append(s * p)
+            gs.append(s[:, None] * torch.stack(grads))
+            ls.append(s * torch.stack(laps))
+        if self.corners:
+            values, grads, laps = zip(*(_scalar_features(self._corner(c))(x) for c in self.corners))
+            hs.append(torch.stack(values))
+            gs.append(torch.stack(grads))
+            ls.append(torch.stack(laps))
+        return torch.cat(hs), torch.cat(gs), torch.cat(ls)
 
     class _Side:
         def __init__(self, owner, side):
@@ -213,8 +235,8 @@ class InterfaceInputs:
     def one_sided(self, j: int, side: int):
         """A context in which the transform takes interface ``j`` from the side ``side`` (+1: where
         ``psi_j > 0``, -1: where ``psi_j < 0``): ``with inputs.one_sided(0, +1): u = net(x)``."""
-        if not 0 <= j < self.extra or side not in (1, -1):
-            raise ValueError(f"one_sided({j}, {side}): j in 0..{self.extra - 1}, side +1 or -1")
+        if not 0 <= j < len(self.levels) or side not in (1, -1):
+            raise ValueError(f"one_sided({j}, {side}): j in 0..{len(self.levels) - 1}, side +1 or -1")
         return self._Side(self, (j, side))
 
 

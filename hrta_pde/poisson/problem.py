@@ -420,12 +420,19 @@ class PoissonProblem:
         from hrta_pde.poisson.quadrature import boundary_rule, interior_rule
 
         n, n_boundary, dtype = check_count(n), check_count(n_boundary, "n_boundary"), check_dtype(dtype)
-        x, w = interior_rule(self.shape, max(1, n), self._jump_levels())
+        x, w = interior_rule(self.shape, max(1, n), self._jump_levels(), self._singular_points())
         xb, nrm, _, wb = boundary_rule(self.shape, max(1, n_boundary))
         batch = self._boundary_batch(xb, nrm, dtype, device)
         batch.weight = torch.as_tensor(wb, dtype=dtype, device=device)
         return (torch.as_tensor(x, dtype=dtype, device=device), torch.as_tensor(w, dtype=dtype, device=device),
                 batch)
+
+    def _singular_points(self) -> np.ndarray:
+        """The points where ``u`` is singular (:func:`hrta_pde.poisson.singular.singular_points`),
+        (k, d); the Gauss rule is graded towards them."""
+        from hrta_pde.poisson.singular import singular_points
+
+        return singular_points(self)
 
     def _jump_levels(self) -> list:
         """numpy level functions of the interfaces where ``a`` jumps (the Gauss rule refines the

@@ -73,9 +73,11 @@ class SolveConfig(Config):
     ``schedule``: stage text, None for ``DEFAULT_SCHEDULE[loss]``; ``beta``: boundary weight, None
     for ``DEFAULT_BETA[loss]``; ``hard_bc``: impose Dirichlet data exactly, ``u = g + phi * N``; None:
     on wherever it applies for the Ritz loss on Gauss points, and for the PINN loss unless the
-    distance function has a trimmed segment (an edge whose line cuts the domain, as at the L-shape's
-    re-entrant corner: its Laplacian is unbounded there; PINN on the L-shape reached 1.2e-2 with the
-    exact data against 2.1e-7 with the penalty, benchmarks/README.md); off otherwise (the Ritz loss
+    distance function has a trimmed segment (an edge whose line cuts the domain: its Laplacian is
+    unbounded at its ends) or a re-entrant corner's function without the singular inputs (PINN on the
+    L-shape with a smooth ``u`` reached 2.9e-3 with it against 2.1e-7 with the penalty; with the
+    singular inputs and ``f = 1``, 8.7e-5 with it against 1.2e-2, benchmarks/README.md), or blends
+    data from ``u`` at corners; off otherwise (the Ritz loss
     on Sobol points was seen to overfit the quadrature: 1-D, 400 points). ``engd_damping``: mu of
     ``(G + mu I)^+ grad`` for the line search (0: the pseudo-inverse); ``engd_method``:
     ``"linesearch"`` (grid of step sizes) or ``"lm"`` (Levenberg-Marquardt); ``engd_rtol``: an
@@ -83,6 +85,10 @@ class SolveConfig(Config):
     ``DEFAULT_ENGD_RTOL[loss]``). ``interface_inputs``: give the network ``|psi(x)|`` for each
     interface ``psi = 0`` across which ``a`` jumps (:mod:`hrta_pde.poisson.interfaces`), so that
     ``u`` can kink there; None: wherever ``a`` has such an interface in the domain (FNN only).
+    ``singular_inputs``: give the network inputs for the points where ``u`` is singular
+    (:mod:`hrta_pde.poisson.singular`): ``Re w`` and ``Im w``, ``w = (r e^(i theta))^lam``, at each
+    polygon corner with ``lam < 1``, and the modes ``r^lam mu(theta)`` (``lam < 2``) where straight
+    interfaces of ``a`` cross or meet the boundary; None: wherever there are such points (FNN only).
     ``energy_check``: for the Ritz loss, evaluate the energy on a second rule after every step, keep
     the parameters where it was lowest and end the run when it has not fallen for
     ``energy_check.PATIENCE`` steps (:mod:`hrta_pde.poisson.energy_check`); None: on for Ritz when
@@ -99,6 +105,7 @@ class SolveConfig(Config):
     beta: float | None = None
     hard_bc: bool | None = None
     interface_inputs: bool | None = None
+    singular_inputs: bool | None = None
     energy_check: bool | None = None
     eval_every: int = 10
     run: RunOptions = RunOptions()
@@ -128,7 +135,7 @@ class SolveConfig(Config):
 SOLVER_KEYS = SolveConfig.keys()
 
 #: Settings added after run folders existed, and what those folders' runs did (off).
-_LATER_SETTINGS = {"interface_inputs": False, "energy_check": False}
+_LATER_SETTINGS = {"interface_inputs": False, "energy_check": False, "singular_inputs": False}
 
 
 def saved_config(flat: dict) -> SolveConfig:

@@ -94,6 +94,7 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
     cfg = decide_sampling(problem, cfg)
     schedule = cfg.training.schedule(cfg.schedule_text)
     hard_bc, transform = cfg.hard_bc, None
+    inputs = network_inputs(problem, cfg)  # refuses settings that cannot work (see there)
     automatic = cfg.loss == "pinn" or (cfg.loss == "ritz" and cfg.sampling.sampler == "gauss")
     if hard_bc is None and automatic:  # on where it applies: PINN, and Ritz on Gauss points
         try:
@@ -101,13 +102,17 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
         except DistanceError as err:
             if err.reason is None:
                 raise
-        if cfg.loss == "pinn" and transform is not None and not transform.smooth:
-            transform = None  # the residual needs Laplace phi, unbounded at the corners of an ADF
+        # the residual needs Laplace phi, unbounded at the corners of an ADF; the corner function
+        # (gradient like r^(lam - 1)) is fine when the network has the singular inputs: L-shape,
+        # -Laplace u = 1, PINN 8.7e-5 with it against 1.2e-2 with the penalty (benchmarks/README.md)
+        smooth = transform is not None and (transform.smooth or (
+            transform.smooth_but_corners and inputs is not None and _has_corner_inputs(inputs)))
+        if cfg.loss == "pinn" and not smooth:
+            transform = None
         hard_bc = transform is not None
     elif hard_bc:
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
     hard_bc = bool(hard_bc)
-    inputs = network_inputs(problem, cfg)  # refuses settings that cannot work (see there)
     check = cfg.energy_check
     if check and cfg.loss != "ritz":
         raise SettingError(f"energy_check guards the ritz loss (its energy measures the error); the {cfg.loss} "
@@ -117,9 +122,16 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
     config = copy.copy(cfg)  # cfg is checked already: fill in the decided values, not check again
     object.__setattr__(config, "schedule", cfg.schedule_text)
     object.__setattr__(config, "hard_bc", hard_bc)
-    object.__setattr__(config, "interface_inputs", inputs is not None)
+    object.__setattr__(config, "interface_inputs", inputs is not None and bool(inputs.levels))
+    object.__setattr__(config, "singular_inputs", inputs is not None and bool(inputs.corners))
     object.__setattr__(config, "energy_check", bool(check))
     return Plan(config, schedule, transform)
+
+
+def _has_corner_inputs(inputs) -> bool:
+    from hrta_pde.poisson.singular import CornerFeature
+
+    return any(isinstance(c, CornerFeature) for c in inputs.corners)
 
 
 def build_network(cfg: NetworkOptions, dim: int, generator: torch.Generator, dtype, device, points=None,
@@ -152,13 +164,37 @@ def build_network(cfg: NetworkOptions, dim: int, generator: torch.Generator, dty
 
 
 def network_inputs(problem, cfg: SolveConfig, refuse: bool = True):
-    """The input transform of ``cfg.interface_inputs`` for ``problem``: :class:`InterfaceInputs`
-    of the interfaces where ``a`` jumps, or None (no interfaces, or the setting off; None, auto: on
-    wherever there are interfaces and the network is an FNN). With ``refuse`` (when a solve is
-    planned) a :class:`SettingError` names what cannot work: the inputs asked for without
-    interfaces or with the paper's network, and the PINN loss on a jumping ``a`` without them (its
-    flux condition is taken on the interfaces)."""
-    from hrta_pde.poisson.interfaces import InterfaceError, InterfaceInputs, interface_levels, shown
+    """The input transform of ``cfg.interface_inputs`` and ``cfg.singular_inputs`` for ``problem``: an
+    :class:`InterfaceInputs` with ``|psi|`` of the interfaces where ``a`` jumps and the features of
+    :func:`hrta_pde.poisson.singular.singular_features`, or None (neither applies, or both
+    settings off; None, auto: each on wherever it applies and the network is an FNN). With
+    ``refuse`` (when a solve is planned) a :class:`SettingError` names what cannot work: inputs
+    asked for where there are none or with the paper's network, and the PINN loss on a jumping
+    ``a`` without the interface inputs (its flux condition is taken on the interfaces)."""
+    from hrta_pde.poisson.interfaces import InterfaceInputs
+    from hrta_pde.poisson.singular import singular_features
+
+    levels = _interface_levels_for(problem, cfg, refuse)
+    wanted, fnn = cfg.singular_inputs, cfg.network.net == "fnn"
+    corners = singular_features(problem) if wanted is not False else []
+    if refuse and wanted and not corners:
+        raise SettingError("singular_inputs: this problem has no point where u is singular (a polygon corner "
+                           "with lam < 1: re-entrant, or Dirichlet meeting Neumann/Robin above 90 degrees; a "
+                           "point where straight interfaces of a cross or meet a side): omit {singular_inputs}")
+    if corners and not fnn:
+        if refuse and wanted:
+            raise SettingError("singular inputs need {net:=}fnn (the paper's network takes x only); "
+                               "or set {no_singular_inputs:|singular_inputs=false}")
+        corners = []
+    if not levels and not corners:
+        return None
+    return InterfaceInputs(levels, problem.dim, corners)
+
+
+def _interface_levels_for(problem, cfg: SolveConfig, refuse: bool) -> list:
+    """The interface levels the network takes as inputs under ``cfg.interface_inputs`` ([]: none),
+    with the refusals of :func:`network_inputs`."""
+    from hrta_pde.poisson.interfaces import InterfaceError, interface_levels, shown
 
     wanted, pinn = cfg.interface_inputs, refuse and cfg.loss == "pinn"
     try:
@@ -167,12 +203,12 @@ def network_inputs(problem, cfg: SolveConfig, refuse: bool = True):
         if refuse and (wanted or (pinn and wanted is None)):
             raise SettingError(literal(str(err)) + (" or {loss:=}ritz with {no_interface_inputs:|interface_inputs=false}"
                                                     if pinn else " or set {no_interface_inputs:|interface_inputs=false}")) from None
-        return None
+        return []
     if not levels:
         if refuse and wanted:
             raise SettingError("interface_inputs: the coefficient a of this problem has no interface in the "
                                "domain (no where(...) or sign(...) that changes inside): omit {interface_inputs}")
-        return None
+        return []
     if wanted is False or cfg.network.net != "fnn":
         if pinn:
             raise SettingError(f"the pinn loss on a coefficient a that jumps across {literal(shown(levels[0], problem.dim))}"
@@ -181,8 +217,8 @@ def network_inputs(problem, cfg: SolveConfig, refuse: bool = True):
         if refuse and wanted:
             raise SettingError("interface inputs need {net:=}fnn (the paper's network takes x only); "
                                "or set {no_interface_inputs:|interface_inputs=false}")
-        return None
-    return InterfaceInputs(levels, problem.dim)
+        return []
+    return list(levels)
 
 
 #: Standard deviation, over the training points, of every hidden pre-activation after domain_init.
