@@ -329,3 +329,42 @@ def test_an_interface_through_a_corner_gives_the_corners_sector_modes_instead():
     expected = [m[0] for m in sector_modes([math.pi / 2, math.pi], [10.0, 1.0], ("D", "D"), lam_max=2 - 1e-9)]
     assert [f.lam for f in feats] == pytest.approx([x for x in expected if abs(x - round(x)) > 1e-6], abs=1e-9)
     assert feats[0].lam == pytest.approx(0.8632223481741272, abs=1e-9) and feats[0].lam != pytest.approx(2 / 3)
+
+
+def test_exact_dirichlet_data_give_way_where_a_singular_point_lies_on_a_dirichlet_part():
+    """phi vanishes like the distance to a Dirichlet side, u like r^lam: N = u / phi ~ r^(lam - 1) is
+    unbounded, so the automatic choice is the penalty there (both losses); the L-shape's corner,
+    where phi is the corner function and the network has its corner inputs, keeps the exact data."""
+    def dirichlet(domain, a):
+        return problem_from_dict({"domain": domain, "solution": {"a": a, "f": "1"},
+                                  "boundary": {"type": "dirichlet", "g": "0"}})
+
+    box = dirichlet({"type": "rectangle", "xmin": [-1, -2], "xmax": [3, 1]},
+                    "where(y - 0.3*x - 0.1 < 0, where(x + 0.7*y - 0.2 < 0, 1, 10), where(x + 0.7*y - 0.2 < 0, 10, 1))")
+    assert any(f.lam < 1 and np.allclose(f.v, [1.6, -2]) for f in interface_cross_features_of(box))  # on a side
+    for loss in ("pinn", "ritz"):
+        assert plan_solve(box, SolveConfig(loss=loss)).config.hard_bc is False
+        assert plan_solve(box, SolveConfig(loss=loss, singular_inputs=False)).config.hard_bc is True
+    # a plus-shaped polygon whose re-entrant corner (1, 1) an interface passes: no corner input there,
+    # so its corner function would leave N ~ r^(lam - 2/3)
+    plus = [[1, -3], [1, -1], [3, -1], [3, 1], [1, 1], [1, 3], [-1, 3], [-1, 1], [-3, 1], [-3, -1], [-1, -1], [-1, -3]]
+    p = dirichlet({"type": "polygon", "vertices": plus}, "where(x + y - 2 < 0, 1, 10)")
+    assert plan_solve(p, SolveConfig(loss="pinn")).config.hard_bc is False
+    lshape = dirichlet({"type": "lshape"}, "1")
+    assert plan_solve(lshape, SolveConfig(loss="pinn")).config.hard_bc is True
+
+
+def interface_cross_features_of(problem):
+    from hrta_pde.poisson.singular import interface_cross_features
+
+    return interface_cross_features(problem)
+
+
+def test_a_coefficient_that_kinks_without_jumping_gives_no_modes():
+    from hrta_pde.poisson.singular import interface_cross_features
+
+    p = problem_from_dict({"domain": {"type": "rectangle", "xmin": [-1, -2], "xmax": [3, 1]},
+                           "solution": {"a": "where(y - 0.7*x - 0.1 < 0, 9 + 5*x, 9 + 5*x + 30*(y - 0.7*x - 0.1))",
+                                        "f": "1"},
+                           "boundary": {"type": "dirichlet", "g": "0"}})
+    assert interface_cross_features(p) == []

@@ -64,6 +64,8 @@ def _polar_parts(x: torch.Tensor, v: np.ndarray, r_min: float):
     sets the feature to 0 at those points), and ``|rel|^2``."""
     rel = x - torch.as_tensor(v, dtype=x.dtype, device=x.device)
     r2 = (rel * rel).sum(dim=-1)
+    # below this the second derivatives (~ r^(lam - 2), with r^4 in atan2's) leave the dtype's range
+    r_min = max(r_min, 10 * torch.finfo(x.dtype).tiny ** 0.25)
     at = r2 < r_min**2
     safe = torch.zeros_like(rel)
     safe[..., 0] = r_min
@@ -316,8 +318,17 @@ class SectorFeature:
         return f"SectorFeature(r^{self.lam:.6g} mu(theta) at {self.v.tolist()}, {len(self.edges)} sectors)"
 
     def _sector(self, x: torch.Tensor, side) -> torch.Tensor:
-        """The sector index of each point (long), chosen in float64."""
-        rel = (x.detach().to(torch.float64) - torch.as_tensor(self.v, dtype=torch.float64, device=x.device))
+        """The sector index of each point (long), chosen in float64 (from the point as the dtype
+        has it); on interface ``side[0]`` a point within rounding of its line is put on it first, so
+        that the nudge, not the rounding, decides the side."""
+        v = torch.as_tensor(self.v, dtype=x.dtype, device=x.device).to(torch.float64)
+        rel = x.detach().to(torch.float64) - v
+        if side is not None and side[0] in self.levels:
+            g = torch.as_tensor(self.levels[side[0]], dtype=torch.float64, device=x.device)
+            dist = (rel * g).sum(dim=-1) / g.norm()
+            scale = max(1.0, float(np.abs(self.v).max())) + rel.detach().abs().amax(dim=-1)
+            near = dist.abs() <= 64 * torch.finfo(x.dtype).eps * scale
+            rel = torch.where(near[..., None], rel - (dist / g.norm())[..., None] * g, rel)
         phi = torch.atan2(rel[..., 1], rel[..., 0]) - self.start
         if side is not None and side[0] in self.levels:
             g = self.levels[side[0]]
@@ -436,6 +447,14 @@ def _cross_features(problem, levels, edges) -> list:
     return out
 
 
+def _limit_at(problem, p, direction, eps: float = 1e-6) -> float:
+    """``a``'s limit at ``p`` along the unit ``direction`` (linear extrapolation from two points)."""
+    diam = float(np.linalg.norm(problem.shape.hi - problem.shape.lo))
+    q = p[None, :] + np.array([[1.0], [2.0]]) * (eps * diam) * direction[None, :]
+    a1, a2 = np.broadcast_to(np.asarray(problem.a_numpy(q), dtype=np.float64).reshape(-1), (2,))
+    return float(2 * a1 - a2)
+
+
 def _features_at(problem, p, levels, edges, diam, tol) -> list:
     shape = problem.shape
     through = {j: g for j, g, c in levels if abs(float(g @ p) + c) <= tol * max(1.0, np.linalg.norm(g))}
@@ -461,7 +480,8 @@ def _features_at(problem, p, levels, edges, diam, tol) -> list:
         t1 = angles[(k + 1) % len(angles)] + (2 * math.pi if k == len(angles) - 1 else 0.0)
         mid = (t0 + t1) / 2
         q = p + eps * np.array([math.cos(mid), math.sin(mid)])
-        sectors.append((t0, t1 - t0, bool(shape.classify(q[None, :], tol=0.0)[0] == -1), q))
+        sectors.append((t0, t1 - t0, bool(shape.classify(q[None, :], tol=0.0)[0] == -1), q,
+                        np.array([math.cos(mid), math.sin(mid)])))
     inside = [s[2] for s in sectors]
     if all(inside):
         order, ends = sectors, None
@@ -481,13 +501,13 @@ def _features_at(problem, p, levels, edges, diam, tol) -> list:
         ends = tuple(ends)
     else:
         return []
-    coeffs = [float(np.asarray(problem.a_numpy(s[3][None, :])).reshape(-1)[0]) for s in order]
+    coeffs = [_limit_at(problem, p, s[4]) for s in order]
     vertex = any(min(np.linalg.norm(a - p), np.linalg.norm(b - p)) <= tol for a, b in on_edges)
-    if max(coeffs) - min(coeffs) <= 1e-12 * max(coeffs) and not vertex:
-        return []  # no jump here: nothing singular from the interfaces
+    if max(coeffs) - min(coeffs) <= 1e-6 * max(coeffs) and not vertex:
+        return []  # no jump here (a continuous, if kinked): nothing singular from the interfaces
     omegas = [s[1] for s in order]
     modes = [(lam, coef) for lam, coef in sector_modes(omegas, coeffs, ends, lam_max=CROSS_MODES_BELOW)
-             if abs(lam - round(lam)) > 1e-6]  # r^k mu with integer k: smooth between the interfaces
+             if abs(lam - round(lam)) > 1e-4]  # r^k mu with integer k: smooth between the interfaces
     if not modes:
         return []
     start = order[0][0]

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hrta_pde._backend import resolve_device
@@ -105,10 +106,12 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
         # the residual needs Laplace phi, unbounded at the corners of an ADF; the corner function
         # (gradient like r^(lam - 1)) is fine when the network has the singular inputs: L-shape,
         # -Laplace u = 1, PINN 8.7e-5 with it against 1.2e-2 with the penalty (benchmarks/README.md)
-        smooth = transform is not None and (transform.smooth or (
-            transform.smooth_but_corners and inputs is not None and _has_corner_inputs(inputs)))
+        covered = transform is not None and _corners_covered(transform, inputs)
+        smooth = transform is not None and (transform.smooth or (transform.smooth_but_corners and covered))
         if cfg.loss == "pinn" and not smooth:
             transform = None
+        if transform is not None and inputs is not None and not _features_fit(transform, inputs):
+            transform = None  # N = u / phi would be unbounded at a singular point on a Dirichlet part
         hard_bc = transform is not None
     elif hard_bc:
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
@@ -128,10 +131,33 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
     return Plan(config, schedule, transform)
 
 
-def _has_corner_inputs(inputs) -> bool:
+def _corner_inputs_at(inputs) -> list:
     from hrta_pde.poisson.singular import CornerFeature
 
-    return any(isinstance(c, CornerFeature) for c in inputs.corners)
+    return [] if inputs is None else [c.v for c in inputs.corners if isinstance(c, CornerFeature)]
+
+
+def _corners_covered(transform, inputs) -> bool:
+    """Whether the network has corner inputs at every vertex where ``transform``'s ``phi`` uses the
+    corner function (then ``u / phi`` is smooth in the inputs there)."""
+    at = _corner_inputs_at(inputs)
+    return all(any(np.allclose(v, q, rtol=0, atol=1e-9) for q in at) for v in transform.corner_vertices)
+
+
+def _features_fit(transform, inputs) -> bool:
+    """Whether every singular input on a Dirichlet part (``phi = 0`` there) sits at a corner function of
+    ``phi`` with corner inputs: elsewhere ``phi`` vanishes like the distance to the part while ``u``
+    does like ``r^lam``, so ``N = u / phi ~ r^(lam - 1)`` would be unbounded."""
+    from hrta_pde.poisson.singular import CornerFeature
+
+    for c in inputs.corners:
+        p = torch.as_tensor(np.asarray(c.v, dtype=np.float64)[None, :])
+        if float(transform.phi(p).abs().max()) > 1e-9:
+            continue  # not on a Dirichlet part
+        if not (isinstance(c, CornerFeature)
+                and any(np.allclose(c.v, v, rtol=0, atol=1e-9) for v in transform.corner_vertices)):
+            return False
+    return True
 
 
 def build_network(cfg: NetworkOptions, dim: int, generator: torch.Generator, dtype, device, points=None,
