@@ -50,7 +50,7 @@ CASES = {
     "lshape_f1_ritz_engd": ("lshape_f1", {"loss": "ritz"}, 2e-3, 300),
     "lshape_f1_pinn_engd": ("lshape_f1", {"loss": "pinn"}, 2e-3, 300),
     # coefficients that jump (issue 12: the new catalog problems to 1e-3), with their files' [solver]
-    "jump_robin_ritz_engd": ("poisson_jump_robin", {}, 1e-3, 300),
+    "jump_robin_ritz_engd": ("poisson_jump_robin", {}, 1e-3, 600),
     "layers3d_ritz_engd": ("poisson_3d_layers", {}, 1e-3, 600),
     "interface_pinn_engd": ("poisson_interface", {}, 1e-3, 300),
     "kink_pinn_engd": ("kink", {"loss": "pinn"}, 1e-6, 60),

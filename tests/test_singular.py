@@ -188,9 +188,13 @@ def test_jump_robin_cross_point_feature_is_continuous_with_continuous_flux_and_h
     problem = builtin_problem("poisson_jump_robin")
     feats = interface_cross_features(problem)
     lam = 4 / math.pi * math.atan(1 / math.sqrt(10))
-    assert [f.lam for f in feats] == pytest.approx([lam, 2 - lam], abs=1e-9)  # the modes below 2
-    assert all(np.allclose(f.v, [0.5, 0.5]) and f.cutoff == pytest.approx(0.5) for f in feats)
-    for f in feats:
+    centre = [f for f in feats if np.allclose(f.v, [0.5, 0.5])]
+    assert [f.lam for f in centre] == pytest.approx([lam, 2 - lam], abs=1e-9)  # the modes below 2
+    assert all(f.cutoff == pytest.approx(0.5) for f in centre)
+    # where the interfaces meet the Robin sides: the r log r inputs
+    assert sorted(tuple(f.v) for f in feats if type(f).__name__ == "LogSectorFeature") == \
+        [(0.0, 0.5), (0.5, 0.0), (0.5, 1.0), (1.0, 0.5)]
+    for f in centre:
         _check_sector_feature(problem, f)
 
 
@@ -263,7 +267,7 @@ def test_forward_laplacian_with_sector_inputs_equals_autograd_also_one_sided():
     assert plan.config.singular_inputs and plan.config.interface_inputs
     setup = Setup(problem, plan.config)
     net, inputs = setup.net, setup.inputs
-    assert net.linears[0].in_features == 2 + 2 + 2  # x, |psi_0|, |psi_1|, two modes
+    assert net.linears[0].in_features == 2 + 2 + 2 + 4  # x, |psi_0|, |psi_1|, two modes, four r log r
     feats = point_features(net)
     params = {n: p.detach() for n, p in net.named_parameters()}
     x = points_of(problem, 20, seed=3)
@@ -368,3 +372,56 @@ def test_a_coefficient_that_kinks_without_jumping_gives_no_modes():
                                         "f": "1"},
                            "boundary": {"type": "dirichlet", "g": "0"}})
     assert interface_cross_features(p) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# r log r where an interface meets a side whose data excite the lam = 1 mode
+# ----------------------------------------------------------------------------------------------
+def _one_interface(boundary, **solution):
+    return problem_from_dict({"domain": {"type": "rectangle", "xmin": [0, 0], "xmax": [1, 1]},
+                              "solution": {"a": "where(x < 0.5, 1, 10)", **(solution or {"f": "1"})},
+                              "boundary": boundary})
+
+
+def test_log_feature_is_harmonic_with_continuous_value_and_flux_and_constant_boundary_flux():
+    from hrta_pde.poisson.singular import LogSectorFeature
+
+    p = _one_interface({"type": "robin", "alpha": "1", "h": "0"})
+    feats = singular_features_of(p)
+    assert [type(f).__name__ for f in feats] == ["LogSectorFeature"] * 2
+    f = next(f for f in feats if np.allclose(f.v, [0.5, 0.0]))
+    assert isinstance(f, LogSectorFeature) and f.lam == 1.0
+    x = points_of(p, 3000)
+    r = (x - torch.tensor([0.5, 0.0], dtype=torch.float64)).norm(dim=1)
+    off = (x[:, 0] - 0.5).abs() > 1e-6
+    assert laplacian(f, x)[(r < f.cutoff / 2) & off].abs().max() < 1e-9
+    y = torch.tensor([0.01, 0.05, 0.2], dtype=torch.float64)
+    ray = torch.stack([0.5 + 0 * y, y], dim=1)
+    n = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    _, gm, _ = field_derivatives(lambda z: f(z, (0, -1)), ray)
+    _, gp, _ = field_derivatives(lambda z: f(z, (0, 1)), ray)
+    assert torch.allclose(1.0 * (gm @ n), 10.0 * (gp @ n), rtol=1e-12, atol=1e-12)  # a du/dn continuous
+    assert torch.allclose(f(ray - 1e-9 * n), f(ray + 1e-9 * n), atol=1e-8)
+    for side in (-1, 1):  # a du/dn on the side y = 0 is the same at every distance from the point
+        pts = torch.tensor([[0.5 + side * t, 0.0] for t in (1e-4, 1e-3, 1e-2, 0.1)], dtype=torch.float64)
+        _, g, _ = field_derivatives(f, pts)
+        a = torch.as_tensor(p.a_numpy(pts.numpy()))
+        flux = -a * g[:, 1]
+        assert torch.allclose(flux, flux[:1].expand(4), rtol=1e-10, atol=1e-12)
+    _, g0, _ = field_derivatives(f, torch.tensor([[0.5 - 1e-5, 1e-5], [0.5 - 1e-3, 1e-3]], dtype=torch.float64))
+    assert g0[0].norm() - g0[1].norm() > 1.0  # the gradient grows like log r
+
+
+def test_log_feature_only_where_the_data_can_excite_it():
+    # u = 0 on the sides: g has no slope at (0.5, 0) and (0.5, 1): no r log r, no feature
+    assert singular_features_of(_one_interface({"type": "dirichlet", "g": "0"})) == []
+    assert len(singular_features_of(_one_interface({"type": "dirichlet", "g": "x"}))) == 2
+    assert singular_features_of(_one_interface({"type": "neumann", "h": "0"}, f="0", c="1")) == []
+    assert len(singular_features_of(_one_interface({"type": "neumann", "h": "1"}, f="0", c="1"))) == 2
+    assert len(singular_features_of(_one_interface({"type": "robin", "alpha": "1", "h": "0"}))) == 2
+
+
+def singular_features_of(problem):
+    from hrta_pde.poisson.singular import singular_features
+
+    return singular_features(problem)

@@ -7,7 +7,10 @@ trigonometric on the sectors between the rays, ``mu`` and ``a mu'`` continuous a
 ``mu = 0`` on a Dirichlet side, ``a mu' = 0`` on a Neumann or Robin one). The exponents ``lam`` are
 the roots of a transfer-matrix condition (:func:`sector_modes`; Kellogg's checkerboard, ``a``
 1 | 10 on four quadrants, has ``lam = 0.39``); each mode with a non-integer ``lam < 2`` is one
-input (:class:`SectorFeature`, cut off smoothly before the nearest other interface or side).
+input (:class:`SectorFeature`, cut off smoothly before the nearest other interface or side). Where
+an interface meets a side, ``lam = 1`` is a mode, and boundary data with a flux (Robin, Neumann
+``h != 0``) or a slope (Dirichlet) excite it: ``u`` gets an ``r log r`` term, whose input is
+:class:`LogSectorFeature`.
 
 At a vertex ``v`` of interior angle ``omega`` whose two edges carry conditions of kinds ``k0``
 (the edge where the angle ``theta`` starts, ``theta = 0``) and ``k1`` (``theta = omega``), the solution
@@ -43,7 +46,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["CornerFeature", "SectorFeature", "corner_exponent", "corner_features", "interface_cross_features",
+__all__ = ["CornerFeature", "LogSectorFeature", "SectorFeature", "corner_exponent", "corner_features", "interface_cross_features",
            "sector_modes", "singular_features", "singular_points"]
 
 #: Corners with ``lam`` at or above this are smooth enough (``r^lam`` with ``lam >= 1``).
@@ -347,14 +350,83 @@ class SectorFeature:
         which = self._sector(x, side)
         out = torch.zeros_like(phi)
         lo = 0.0
-        for k, ((A, B), hi) in enumerate(zip(self.coefficients, self.edges)):
+        for k, hi in enumerate(self.edges):
             centre = (lo + hi) / 2  # the angle from the sector's first ray, in a window about its middle
             t = torch.remainder(phi - centre + math.pi, 2 * math.pi) - math.pi + (centre - lo)
-            mu = A * torch.cos(self.lam * t) + B * torch.sin(self.lam * t)
-            out = torch.where(which == k, mu, out)
+            out = torch.where(which == k, self._profile(k, t, r2), out)
             lo = hi
-        out = out * r2 ** (self.lam / 2) * _smoothstep(2 * torch.sqrt(r2) / self.cutoff - 1)
+        out = out * _smoothstep(2 * torch.sqrt(r2) / self.cutoff - 1)
         return torch.where(at, torch.zeros_like(out), out)
+
+    def _profile(self, k: int, t: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+        """The feature on sector ``k`` at the angle ``t`` from its first ray (before the cutoff)."""
+        A, B = self.coefficients[k][:2]
+        return r2 ** (self.lam / 2) * (A * torch.cos(self.lam * t) + B * torch.sin(self.lam * t))
+
+
+class LogSectorFeature(SectorFeature):
+    """``chi(r) r (log(r / R) mu(theta) + psi(theta))`` at a point on the boundary where ``lam = 1``
+    is a mode of the sectors (``mu``, e.g. where an interface meets a straight Neumann, Robin or
+    Dirichlet side): there boundary data with a nonzero flux (Neumann, Robin) or slope (Dirichlet)
+    excite it, and ``u`` has an ``r log r`` term (its gradient grows like ``log r``; measured on the
+    FEM solution where ``a = 1 | 10`` meets a Robin side). ``psi`` solves ``psi'' + psi = -2 mu`` on each
+    sector with ``psi`` and ``a psi'`` continuous across the rays, so the feature is harmonic on
+    each sector with continuous flux; on the boundary rays its flux (or value over ``r``) is
+    constant, the data it balances. ``coefficients``: ``(A, B, C, D)`` per sector,
+    ``mu = A cos t + B sin t``, ``psi = -A t sin t + B t cos t + C cos t + D sin t``."""
+
+    def __repr__(self):
+        return f"LogSectorFeature(r log r mu(theta) at {self.v.tolist()}, {len(self.edges)} sectors)"
+
+    def _profile(self, k, t, r2):
+        A, B, C, D = self.coefficients[k]
+        c, s = torch.cos(t), torch.sin(t)
+        r = torch.sqrt(r2)
+        return r * (0.5 * torch.log(r2 / self.cutoff**2) * (A * c + B * s) - A * t * s + B * t * c + C * c + D * s)
+
+
+def _data_excite(problem, p, conds, rays, diam) -> bool:
+    """Whether the boundary data at ``p`` can excite an ``r log r`` term: a Robin ray (its datum
+    ``h - alpha u`` depends on ``u``), a Neumann ray with ``h != 0`` at ``p``, or a Dirichlet ray along
+    which ``g`` has a slope at ``p``."""
+    delta = 1e-4 * diam
+    for cond, d in zip(conds, rays):
+        if cond is None:
+            continue
+        q = p[None, :] + np.array([[1.0], [2.0]]) * delta * d[None, :]
+        if cond.kind == "robin":
+            return True
+        if cond.kind == "neumann":
+            h = np.asarray(cond.h_numpy(q, problem.shape.normal(q)), dtype=np.float64).reshape(-1)
+            if np.abs(2 * h[0] - h[1]) > 1e-10:
+                return True
+        if cond.kind == "dirichlet":
+            g = np.broadcast_to(np.asarray(cond.g_numpy(q), dtype=np.float64).reshape(-1), (2,))
+            if abs(g[1] - g[0]) > 1e-10 * delta * max(1.0, float(np.abs(g).max())):
+                return True
+    return False
+
+
+def _log_mode(omegas, coeffs, ends):
+    """``(A, B, C, D)`` per sector of :class:`LogSectorFeature` where ``lam = 1`` is a mode of the
+    sectors with the end conditions ``ends``, else None."""
+    v0 = _START[ends[0]]
+    row = 0 if ends[1] == "D" else 1
+    end = _chain(1.0, omegas, coeffs) @ v0
+    if abs(end[row]) > 1e-9 * max(1.0, float(np.abs(end).max())):
+        return None
+    mu = _mode_coefficients(1.0, omegas, coeffs, v0)
+    out, C, D = [], 0.0, 0.0
+    for (A, B), om, a in zip(mu, omegas, coeffs):
+        out.append((A, B, C, D))
+        # psi and psi' at the sector's last ray; then a psi' carries over to the next sector
+        c, s = math.cos(om), math.sin(om)
+        psi = -A * om * s + B * om * c + C * c + D * s
+        dpsi = -A * (s + om * c) + B * (c - om * s) - C * s + D * c
+        nxt = len(out)
+        if nxt < len(coeffs):  # psi(0) = C and psi'(0) = B + D on the next sector
+            C, D = psi, a * dpsi / coeffs[nxt] - mu[nxt][1]
+    return out
 
 
 def _linear_levels(problem):
@@ -492,12 +564,14 @@ def _features_at(problem, p, levels, edges, diam, tol) -> list:
         while inside[k % len(sectors)] and len(order) < len(sectors):
             order.append(sectors[k % len(sectors)])
             k += 1
-        ends = []
+        ends, conds, rays = [], [], []
         for ray in (order[0][0], order[-1][0] + order[-1][1]):
-            q = p + eps * np.array([math.cos(ray), math.sin(ray)])
-            part = int(problem.part_of(q[None, :])[0])
+            d = np.array([math.cos(ray), math.sin(ray)])
+            part = int(problem.part_of((p + eps * d)[None, :])[0])
             cond = problem.conditions[part]
             ends.append("D" if cond is None or cond.kind == "dirichlet" else "N")
+            conds.append(cond)
+            rays.append(d)
         ends = tuple(ends)
     else:
         return []
@@ -508,7 +582,10 @@ def _features_at(problem, p, levels, edges, diam, tol) -> list:
     omegas = [s[1] for s in order]
     modes = [(lam, coef) for lam, coef in sector_modes(omegas, coeffs, ends, lam_max=CROSS_MODES_BELOW)
              if abs(lam - round(lam)) > 1e-4]  # r^k mu with integer k: smooth between the interfaces
-    if not modes:
+    log_mode = None
+    if ends is not None and max(coeffs) > min(coeffs) * (1 + 1e-6) and _data_excite(problem, p, conds, rays, diam):
+        log_mode = _log_mode(omegas, coeffs, ends)
+    if not modes and log_mode is None:
         return []
     start = order[0][0]
     cum = np.cumsum(omegas).tolist()
@@ -517,4 +594,7 @@ def _features_at(problem, p, levels, edges, diam, tol) -> list:
     dists += [_segment_distance(p, a, b) for a, b in edges if _segment_distance(p, a, b) > tol]
     cutoff = min(dists) if dists else diam
     label = f"point {p.tolist()}"
-    return [SectorFeature(p, start, cum, lam, coef, cutoff, through, label) for lam, coef in modes]
+    out = [SectorFeature(p, start, cum, lam, coef, cutoff, through, label) for lam, coef in modes]
+    if log_mode is not None:
+        out.append(LogSectorFeature(p, start, cum, 1.0, log_mode, cutoff, through, label))
+    return out
