@@ -425,3 +425,12 @@ def singular_features_of(problem):
     from hrta_pde.poisson.singular import singular_features
 
     return singular_features(problem)
+
+
+def test_problems_show_lists_the_singular_points():
+    from hrta_pde.poisson.catalog import describe_parts
+
+    text = describe_parts(builtin_problem("poisson_jump_robin"))
+    assert "#   (0.5, 0.5): u ~ r^0.39" in text and "#   (0.5, 0): u ~ r log r" in text
+    assert "#   (0, 0): u ~ r^0.6667" in describe_parts(builtin_problem("poisson_lshape"))
+    assert "singular" not in describe_parts(builtin_problem("poisson_2d_sin"))

@@ -116,7 +116,8 @@ def _singular_lines(problem) -> list:
         if key in seen:
             continue
         seen.add(key)
-        out.append(f"#   ({', '.join(f'{c:.6g}' for c in f.v)}): u ~ r^{f.lam:.4g}")
+        term = "r log r" if type(f).__name__ == "LogSectorFeature" else f"r^{f.lam:.4g}"
+        out.append(f"#   ({', '.join(f'{c:.6g}' for c in f.v)}): u ~ {term}")
     if out:
         out.insert(0, "# points where u is singular (the network gets inputs for them, --singular-inputs):")
     return out

@@ -87,8 +87,9 @@ class SolveConfig(Config):
     ``u`` can kink there; None: wherever ``a`` has such an interface in the domain (FNN only).
     ``singular_inputs``: give the network inputs for the points where ``u`` is singular
     (:mod:`hrta_pde.poisson.singular`): ``Re w`` and ``Im w``, ``w = (r e^(i theta))^lam``, at each
-    polygon corner with ``lam < 1``, and the modes ``r^lam mu(theta)`` (``lam < 2``) where straight
-    interfaces of ``a`` cross or meet the boundary; None: wherever there are such points (FNN only).
+    polygon corner with ``lam < 1``, the modes ``r^lam mu(theta)`` (``lam < 2``) where straight
+    interfaces of ``a`` cross or meet the boundary, and ``r log r`` where one meets a side whose data
+    excite it; None: wherever there are such points (FNN only).
     ``energy_check``: for the Ritz loss, evaluate the energy on a second rule after every step, keep
     the parameters where it was lowest and end the run when it has not fallen for
     ``energy_check.PATIENCE`` steps (:mod:`hrta_pde.poisson.energy_check`); None: on for Ritz when
