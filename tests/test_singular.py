@@ -419,6 +419,17 @@ def test_log_feature_only_where_the_data_can_excite_it():
     assert singular_features_of(_one_interface({"type": "neumann", "h": "0"}, f="0", c="1")) == []
     assert len(singular_features_of(_one_interface({"type": "neumann", "h": "1"}, f="0", c="1"))) == 2
     assert len(singular_features_of(_one_interface({"type": "robin", "alpha": "1", "h": "0"}))) == 2
+    # data that a kinked, piecewise smooth u takes (its g has slopes, its flux a du/dn jumps along the
+    # side): no r log r, so no input (and the exact Dirichlet data stay)
+    kinked = "where(x < 0.5, x, 0.5 + (x - 0.5)/4)*(1 + y)"
+    for bc, extra in (({"type": "dirichlet"}, {}), ({"type": "neumann"}, {"c": "1"})):
+        p = problem_from_dict({"domain": {"type": "rectangle", "xmin": [0, 0], "xmax": [1, 1]},
+                               "solution": {"a": "where(x < 0.5, 1, 4)", "u": kinked + " + 1", **extra},
+                               "boundary": bc})
+        assert singular_features_of(p) == []
+    p = problem_from_dict({"domain": {"type": "rectangle", "xmin": [0, 0], "xmax": [1, 1]},
+                           "solution": {"a": "where(x < 0.5, 1, 4)", "u": kinked}, "boundary": {"type": "dirichlet"}})
+    assert plan_solve(p, SolveConfig(loss="pinn")).config.hard_bc is True
 
 
 def singular_features_of(problem):

@@ -136,7 +136,7 @@ def _add_solver_flags(sp) -> None:
                     "(r e^(i theta))^lam, at each polygon corner with lam < 1 (a re-entrant corner, or a Dirichlet "
                     "edge meeting a Neumann or Robin edge at more than 90 degrees), and the modes r^lam mu(theta), "
                     "lam < 2, where straight interfaces of a cross each other or meet the boundary, and r log r where one "
-                    "meets a side whose data have a flux or a slope (2-D boxes and polygons; 'hrta-pde problems "
+                    "meets a side whose data excite it (2-D boxes and polygons; 'hrta-pde problems "
                     "--show' lists the points; default: on where there are any)")
     sp.add_argument("--energy-check", action=argparse.BooleanOptionalAction, default=None,
                     help="ritz: after every step evaluate the energy on a second set of points (a Gauss rule "

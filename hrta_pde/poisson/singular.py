@@ -8,8 +8,9 @@ trigonometric on the sectors between the rays, ``mu`` and ``a mu'`` continuous a
 the roots of a transfer-matrix condition (:func:`sector_modes`; Kellogg's checkerboard, ``a``
 1 | 10 on four quadrants, has ``lam = 0.39``); each mode with a non-integer ``lam < 2`` is one
 input (:class:`SectorFeature`, cut off smoothly before the nearest other interface or side). Where
-an interface meets a side, ``lam = 1`` is a mode, and boundary data with a flux (Robin, Neumann
-``h != 0``) or a slope (Dirichlet) excite it: ``u`` gets an ``r log r`` term, whose input is
+an interface meets a side, ``lam = 1`` is a mode, and boundary data that no continuous, piecewise
+linear ``u`` with continuous flux takes there (Robin; the flux ``h`` or the slope of ``g`` on the two
+sides in the wrong ratio) excite it: ``u`` gets an ``r log r`` term, whose input is
 :class:`LogSectorFeature`.
 
 At a vertex ``v`` of interior angle ``omega`` whose two edges carry conditions of kinds ``k0``
@@ -368,7 +369,7 @@ class LogSectorFeature(SectorFeature):
     """``chi(r) r (log(r / R) mu(theta) + psi(theta))`` at a point on the boundary where ``lam = 1``
     is a mode of the sectors (``mu``, e.g. where an interface meets a straight Neumann, Robin or
     Dirichlet side): there boundary data with a nonzero flux (Neumann, Robin) or slope (Dirichlet)
-    excite it, and ``u`` has an ``r log r`` term (its gradient grows like ``log r``; measured on the
+    excite it (:func:`_data_excite`), and ``u`` has an ``r log r`` term (its gradient grows like ``log r``; measured on the
     FEM solution where ``a = 1 | 10`` meets a Robin side). ``psi`` solves ``psi'' + psi = -2 mu`` on each
     sector with ``psi`` and ``a psi'`` continuous across the rays, so the feature is harmonic on
     each sector with continuous flux; on the boundary rays its flux (or value over ``r``) is
@@ -385,26 +386,36 @@ class LogSectorFeature(SectorFeature):
         return r * (0.5 * torch.log(r2 / self.cutoff**2) * (A * c + B * s) - A * t * s + B * t * c + C * c + D * s)
 
 
-def _data_excite(problem, p, conds, rays, diam) -> bool:
-    """Whether the boundary data at ``p`` can excite an ``r log r`` term: a Robin ray (its datum
-    ``h - alpha u`` depends on ``u``), a Neumann ray with ``h != 0`` at ``p``, or a Dirichlet ray along
-    which ``g`` has a slope at ``p``."""
+def _data_excite(problem, p, conds, rays, diam, omegas, coeffs, ends) -> bool:
+    """Whether the boundary data at ``p`` excite the ``r log r`` term of the ``lam = 1`` mode: a
+    Robin ray with ``alpha != 0`` may (its datum ``h - alpha u`` depends on ``u``); else the data to
+    first order, the slope ``dg/dr`` of ``g`` along a Dirichlet ray and the flux ``h`` on a Neumann
+    one, excite it unless a continuous ``u = u(p) + r psi(theta)`` (``psi`` of the ``lam = 1``
+    problem, with ``psi`` and ``a psi'`` continuous across the rays) takes them: the second ray's
+    datum must be what the first one's gives through the transfer matrix (the free part of the start
+    state is the mode itself, which the resonance maps to 0 there)."""
     delta = 1e-4 * diam
+    data = []
     for cond, d in zip(conds, rays):
+        q = p[None, :] + np.array([[0.0], [1.0], [2.0]]) * delta * d[None, :]
         if cond is None:
-            continue
-        q = p[None, :] + np.array([[1.0], [2.0]]) * delta * d[None, :]
-        if cond.kind == "robin":
-            return True
-        if cond.kind == "neumann":
-            h = np.asarray(cond.h_numpy(q, problem.shape.normal(q)), dtype=np.float64).reshape(-1)
-            if np.abs(2 * h[0] - h[1]) > 1e-10:
-                return True
-        if cond.kind == "dirichlet":
-            g = np.broadcast_to(np.asarray(cond.g_numpy(q), dtype=np.float64).reshape(-1), (2,))
-            if abs(g[1] - g[0]) > 1e-10 * delta * max(1.0, float(np.abs(g).max())):
-                return True
-    return False
+            data.append(0.0)
+        elif cond.kind == "dirichlet":
+            g = np.broadcast_to(np.asarray(cond.g_numpy(q), dtype=np.float64).reshape(-1), (3,))
+            data.append(float(-3 * g[0] + 4 * g[1] - g[2]) / (2 * delta))  # dg/dr at p
+        else:
+            if cond.kind == "robin":
+                alpha = np.broadcast_to(np.asarray(cond.alpha_numpy(q), dtype=np.float64).reshape(-1), (3,))
+                if np.abs(alpha).max() > 0:
+                    return True
+            h = np.broadcast_to(np.asarray(cond.h_numpy(q, problem.shape.normal(q)), dtype=np.float64).reshape(-1), (3,))
+            data.append(float(2 * h[1] - h[2]))  # h at p, from inside the ray
+    # start state (psi, a psi') with the free part 0: a D ray fixes psi, an N ray a psi' = -h
+    # (the outward normal is -theta there); on the last ray the outward normal is +theta
+    v0 = np.array([data[0], 0.0]) if ends[0] == "D" else np.array([0.0, -data[0]])
+    end = _chain(1.0, omegas, coeffs) @ v0
+    got = end[0] if ends[1] == "D" else end[1]
+    return abs(got - data[1]) > 1e-6 * max(1.0, abs(got), abs(data[1]), float(np.abs(v0).max()))
 
 
 def _log_mode(omegas, coeffs, ends):
@@ -583,8 +594,10 @@ def _features_at(problem, p, levels, edges, diam, tol) -> list:
     modes = [(lam, coef) for lam, coef in sector_modes(omegas, coeffs, ends, lam_max=CROSS_MODES_BELOW)
              if abs(lam - round(lam)) > 1e-4]  # r^k mu with integer k: smooth between the interfaces
     log_mode = None
-    if ends is not None and max(coeffs) > min(coeffs) * (1 + 1e-6) and _data_excite(problem, p, conds, rays, diam):
+    if ends is not None and max(coeffs) > min(coeffs) * (1 + 1e-6):
         log_mode = _log_mode(omegas, coeffs, ends)
+        if log_mode is not None and not _data_excite(problem, p, conds, rays, diam, omegas, coeffs, ends):
+            log_mode = None
     if not modes and log_mode is None:
         return []
     start = order[0][0]
