@@ -104,7 +104,7 @@ def describe_parts(problem: PoissonProblem) -> str:
 
 def _singular_lines(problem) -> list:
     """Comment lines naming the points where ``u`` is singular (``hrta_pde.poisson.singular``)."""
-    from hrta_pde.poisson.singular import singular_features
+    from hrta_pde.poisson.singular import LogSectorFeature, singular_features
 
     try:
         feats = singular_features(problem)
@@ -116,7 +116,7 @@ def _singular_lines(problem) -> list:
         if key in seen:
             continue
         seen.add(key)
-        term = "r log r" if type(f).__name__ == "LogSectorFeature" else f"r^{f.lam:.4g}"
+        term = "r log r" if isinstance(f, LogSectorFeature) else f"r^{f.lam:.4g}"
         out.append(f"#   ({', '.join(f'{c:.6g}' for c in f.v)}): u ~ {term}")
     if out:
         out.insert(0, "# points where u is singular (the network gets inputs for them, --singular-inputs):")

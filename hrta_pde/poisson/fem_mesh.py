@@ -15,6 +15,7 @@ import numpy as np
 
 from hrta_pde.poisson.fem_solution import FEMError, import_skfem, one_line
 from hrta_pde.poisson.mesh import mesh_shape
+from hrta_pde.poisson.quadrature import _triangle_distance
 
 __all__ = ["build_mesh"]
 
@@ -26,20 +27,18 @@ GRADING_RATIO = 1.0
 
 def _graded(mesh1, singular):
     """``mesh1`` (``MeshTri``) refined towards the ``singular`` points: ``GRADING_LEVELS`` times, the
-    triangles whose nearest vertex is closer to a point than ``GRADING_RATIO`` times their longest
-    edge are refined (skfem's conforming red-green-blue refinement: edges are split at their
+    triangles closer to a point (:func:`hrta_pde.poisson.quadrature._triangle_distance`, 0 for one
+    that contains it) than ``GRADING_RATIO`` times their longest edge are refined (skfem's
+    conforming red-green-blue refinement: edges are split at their
     midpoints, so lines of the mesh, such as the interfaces of a coefficient, stay lines of it).
     With ``u ~ r^lam`` at a point, P2 on a uniform mesh converges in L2 like ``h^(2 lam)`` only."""
     pts = np.asarray(singular, dtype=np.float64).reshape(-1, 2)
     if not len(pts):
         return mesh1
     for _ in range(GRADING_LEVELS):
-        p, t = mesh1.p, mesh1.t
-        corners = p[:, t]  # (2, 3, nt)
-        size = np.max([np.linalg.norm(corners[:, i] - corners[:, (i + 1) % 3], axis=0) for i in range(3)], axis=0)
-        dist = np.full(t.shape[1], np.inf)
-        for q in pts:
-            dist = np.minimum(dist, np.linalg.norm(corners - q[:, None, None], axis=0).min(axis=0))
+        a, b, c = (mesh1.p[:, mesh1.t[k]].T for k in range(3))
+        size = np.max([np.linalg.norm(b - a, axis=1), np.linalg.norm(c - b, axis=1), np.linalg.norm(a - c, axis=1)], axis=0)
+        dist = np.min([_triangle_distance(a, b, c, q) for q in pts], axis=0)
         marked = np.nonzero(dist < GRADING_RATIO * size)[0]
         if not len(marked):
             break

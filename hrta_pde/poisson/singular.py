@@ -90,13 +90,12 @@ class CornerFeature:
     radius ``cutoff`` (None: no cutoff). ``fn(x)``: (n, 2) -> (n,), pure torch (works under
     ``torch.func``)."""
 
-    def __init__(self, vertex, start, omega: float, lam: float, part: int, cutoff: float | None = None,
-                 label: str = ""):
+    def __init__(self, vertex, start, omega: float, lam: float, part: int, cutoff: float | None = None):
         self.v = np.asarray(vertex, dtype=np.float64)
         e = np.asarray(start, dtype=np.float64)
         e = e / np.linalg.norm(e)
         self.start = e
-        self.omega, self.lam, self.part, self.cutoff, self.label = float(omega), float(lam), int(part), cutoff, label
+        self.omega, self.lam, self.part, self.cutoff = float(omega), float(lam), int(part), cutoff
         half = self.omega / 2  # theta is measured from the interior bisector b, offset by omega / 2
         self.b = np.array([e[0] * math.cos(half) - e[1] * math.sin(half), e[0] * math.sin(half) + e[1] * math.cos(half)])
         # within this distance of the vertex the feature is 0 with zero derivatives (finite there)
@@ -192,8 +191,7 @@ def _polygon_corners(problem, shape) -> list:
             others = [_segment_distance(v[i], v[j], v[(j + 1) % nv]) for j in range(nv)
                       if j not in (before, after)]
             cutoff = min(others)
-        label = f"vertex {i} {v[i].tolist()}"
-        out += [CornerFeature(v[i], start, omega, lam, part, cutoff, label) for part in (0, 1)]
+        out += [CornerFeature(v[i], start, omega, lam, part, cutoff) for part in (0, 1)]
     return out
 
 
@@ -308,13 +306,11 @@ class SectorFeature:
     one_sided = True
     NUDGE = 1e-9
 
-    def __init__(self, point, start: float, edges, lam: float, coefficients, cutoff: float, levels=None,
-                 label: str = ""):
+    def __init__(self, point, start: float, edges, lam: float, coefficients, cutoff: float, levels=None):
         self.v = np.asarray(point, dtype=np.float64)
         self.start, self.edges = float(start), [float(e) for e in edges]
         self.lam, self.coefficients, self.cutoff = float(lam), [tuple(map(float, c)) for c in coefficients], float(cutoff)
         self.levels = dict(levels or {})
-        self.label = label
         self._r_min = 1e-12 * max(1.0, float(np.abs(self.v).max()))
         self._gap = 2 * math.pi - self.edges[-1]  # outside the domain (0 at an interior point)
 
@@ -606,8 +602,7 @@ def _features_at(problem, p, levels, edges, diam, tol) -> list:
     dists = [abs(float(g @ p) + c) / np.linalg.norm(g) for j, g, c in levels if j not in through]
     dists += [_segment_distance(p, a, b) for a, b in edges if _segment_distance(p, a, b) > tol]
     cutoff = min(dists) if dists else diam
-    label = f"point {p.tolist()}"
-    out = [SectorFeature(p, start, cum, lam, coef, cutoff, through, label) for lam, coef in modes]
+    out = [SectorFeature(p, start, cum, lam, coef, cutoff, through) for lam, coef in modes]
     if log_mode is not None:
-        out.append(LogSectorFeature(p, start, cum, 1.0, log_mode, cutoff, through, label))
+        out.append(LogSectorFeature(p, start, cum, 1.0, log_mode, cutoff, through))
     return out
