@@ -445,3 +445,22 @@ def test_problems_show_lists_the_singular_points():
     assert "#   (0.5, 0.5): u ~ r^0.39" in text and "#   (0.5, 0): u ~ r log r" in text
     assert "#   (0, 0): u ~ r^0.6667" in describe_parts(builtin_problem("poisson_lshape"))
     assert "singular" not in describe_parts(builtin_problem("poisson_2d_sin"))
+
+
+def test_too_many_singular_points_give_no_inputs_or_one_line_when_asked_for():
+    import time
+
+    from hrta_pde.poisson.catalog import describe_parts
+    from hrta_pde.poisson.singular import MAX_SINGULAR_FEATURES
+
+    n = MAX_SINGULAR_FEATURES  # a star with n re-entrant corners: 2 n inputs
+    ang = np.linspace(0, 2 * math.pi, 2 * n, endpoint=False)
+    r = np.where(np.arange(2 * n) % 2 == 0, 1.0, 0.5)
+    star = polygon(np.stack([r * np.cos(ang), r * np.sin(ang)], axis=1).tolist())
+    t = time.perf_counter()
+    assert not plan_solve(star, SolveConfig(loss="pinn")).config.singular_inputs
+    with pytest.raises(SettingError) as err:
+        plan_solve(star, SolveConfig(loss="pinn", singular_inputs=True))
+    assert "32 singular corners, more inputs than the 32" in str(err.value) and "\n" not in str(err.value)
+    assert "the network gets none" in describe_parts(star)
+    assert time.perf_counter() - t < 30

@@ -104,12 +104,12 @@ def describe_parts(problem: PoissonProblem) -> str:
 
 def _singular_lines(problem) -> list:
     """Comment lines naming the points where ``u`` is singular (``hrta_pde.poisson.singular``)."""
-    from hrta_pde.poisson.singular import LogSectorFeature, singular_features
+    from hrta_pde.poisson.singular import LogSectorFeature, SingularError, singular_features
 
     try:
         feats = singular_features(problem)
-    except (ValueError, ArithmeticError):  # a listing does not fail on this
-        return []
+    except SingularError as err:
+        return [f"# {err}: the network gets none"]
     seen, out = set(), []
     for f in feats:
         key = (tuple(np.round(f.v, 12)), round(f.lam, 9))

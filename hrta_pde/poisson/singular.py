@@ -47,7 +47,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["CornerFeature", "LogSectorFeature", "SectorFeature", "corner_exponent", "corner_features", "interface_cross_features",
+__all__ = ["CornerFeature", "LogSectorFeature", "MAX_SINGULAR_FEATURES", "SectorFeature", "SingularError", "corner_exponent", "corner_features", "interface_cross_features",
            "sector_modes", "singular_features", "singular_points"]
 
 #: Corners with ``lam`` at or above this are smooth enough (``r^lam`` with ``lam >= 1``).
@@ -55,6 +55,21 @@ SINGULAR_BELOW = 1.0 - 1e-9
 #: At interface crossings the modes up to this exponent are inputs (``1 < lam < 2``: a bounded
 #: gradient, but second derivatives like ``r^(lam - 2)``, which no other input gives).
 CROSS_MODES_BELOW = 2.0 - 1e-9
+
+
+#: At most this many singular inputs (each one is a network input; a polygon with hundreds of
+#: re-entrant corners would make the first layer that wide and take minutes to set up).
+MAX_SINGULAR_FEATURES = 32
+
+
+class SingularError(ValueError):
+    """More singular points than :data:`MAX_SINGULAR_FEATURES` inputs can serve (one line)."""
+
+
+def _check_count(n: int, what: str) -> None:
+    if n > MAX_SINGULAR_FEATURES:
+        raise SingularError(f"this problem has {what}, more inputs than the {MAX_SINGULAR_FEATURES} the network "
+                            "takes for singular points")
 
 
 def corner_exponent(omega: float, start_dirichlet: bool, end_dirichlet: bool) -> float:
@@ -129,8 +144,13 @@ def singular_features(problem) -> list:
 
 
 def singular_points(problem) -> np.ndarray:
-    """The points (k, d) of :func:`singular_features` (the Gauss rule is graded towards them)."""
-    points = {tuple(f.v.tolist()) for f in singular_features(problem)}
+    """The points (k, d) of :func:`singular_features` (the Gauss rule is graded towards them); none
+    where there are too many (:class:`SingularError`)."""
+    try:
+        feats = singular_features(problem)
+    except SingularError:
+        feats = []
+    points = {tuple(f.v.tolist()) for f in feats}
     return np.array(sorted(points), dtype=np.float64).reshape(-1, problem.dim)
 
 
@@ -170,7 +190,7 @@ def _polygon_corners(problem, shape) -> list:
     area2 = float(np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]))
     diam = float(np.linalg.norm(shape.hi - shape.lo))
     conditions = problem.conditions
-    out = []
+    out, found = [], []
     for i in range(nv):
         before, after = (i - 1) % nv, i  # user edge i-1 ends at vertex i, user edge i starts there
         to_prev, to_next = v[before] - v[i], v[(i + 1) % nv] - v[i]
@@ -181,8 +201,10 @@ def _polygon_corners(problem, shape) -> list:
         if c0 is None or c1 is None:
             continue
         lam = corner_exponent(omega, c0.kind == "dirichlet", c1.kind == "dirichlet")
-        if lam >= SINGULAR_BELOW:
-            continue
+        if lam < SINGULAR_BELOW:
+            found.append((i, before, after, start, omega, lam))
+    _check_count(2 * len(found), f"{len(found)} singular corners")
+    for i, before, after, start, omega, lam in found:
         e = start / np.linalg.norm(start)
         half = omega / 2
         bis = np.array([e[0] * math.cos(half) - e[1] * math.sin(half), e[0] * math.sin(half) + e[1] * math.cos(half)])
@@ -520,9 +542,11 @@ def _cross_features(problem, levels, edges) -> list:
     for p in candidates:
         if shape.classify(p[None, :], tol=tol)[0] <= 0 and not any(np.linalg.norm(p - q) <= tol for q in points):
             points.append(p)
+    _check_count(len(points), f"{len(points)} points where interfaces of a cross or meet the boundary")
     out = []
     for p in points:
         out += _features_at(problem, p, levels, edges, diam, tol)
+    _check_count(len(out), f"{len(points)} points where interfaces of a cross or meet the boundary")
     return out
 
 

@@ -198,11 +198,16 @@ def network_inputs(problem, cfg: SolveConfig, refuse: bool = True):
     asked for where there are none or with the paper's network, and the PINN loss on a jumping
     ``a`` without the interface inputs (its flux condition is taken on the interfaces)."""
     from hrta_pde.poisson.interfaces import InterfaceInputs
-    from hrta_pde.poisson.singular import singular_features
+    from hrta_pde.poisson.singular import SingularError, singular_features
 
     levels = _interface_levels_for(problem, cfg, refuse)
     wanted, fnn = cfg.singular_inputs, cfg.network.net == "fnn"
-    corners = singular_features(problem) if wanted is not False else []
+    try:
+        corners = singular_features(problem) if wanted is not False else []
+    except SingularError as err:  # auto: none (the plain network); asked for: refused
+        if refuse and wanted:
+            raise SettingError(literal(str(err)) + ": set {no_singular_inputs:|singular_inputs=false}") from None
+        corners = []
     if refuse and wanted and not corners:
         raise SettingError("singular_inputs: this problem has no point where u is singular (a polygon corner "
                            "with lam < 1: re-entrant, or Dirichlet meeting Neumann/Robin above 90 degrees; a "
