@@ -320,3 +320,24 @@ def test_engd_stage_ends_at_the_first_step_that_lowers_the_loss_by_less_than_rto
     assert SolveConfig().engd.rtol == 1e-3 and SolveConfig.from_dict({"loss": "ritz"}).engd.rtol == 0.0
     with pytest.raises(EngdError, match="rtol"):
         EngdOptions(rtol=1.0)
+
+
+def test_supervised_losses_cut_the_spectrum_at_45_eps_and_the_others_at_rows_times_eps():
+    """Sobolev and L2 drop eigenvalues below ``45 eps lambda_max`` (PINN and Ritz: ``R eps``): a
+    direction of relative eigenvalue 1e-13 is kept by the first and dropped by the second."""
+    eps64, eps32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
+    for loss in ("sobolev", "l2"):
+        assert SolveConfig.from_dict({"loss": loss}).engd.rcond == 45 * eps64
+        assert SolveConfig.from_dict({"loss": loss, "dtype": "float32"}).engd.rcond == pytest.approx(45 * eps32)
+    for loss in ("pinn", "ritz"):
+        assert SolveConfig.from_dict({"loss": loss}).engd.rcond is None
+    r, p = 3000, 4
+    q, _ = torch.linalg.qr(torch.randn(r, p, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    s = torch.tensor([1.0, 1e-2, 1e-4, 10 ** -6.5], dtype=torch.float64)  # eigenvalues s^2: 1 .. 1e-13
+    jw = q * s
+    g = jw.T @ torch.ones(r, dtype=torch.float64)
+    exact = torch.linalg.solve(jw.T @ jw, g)
+    kept = natural_direction(jw, g, rcond=SolveConfig.from_dict({"loss": "sobolev"}).engd.rcond)
+    torch.testing.assert_close(kept, exact, rtol=1e-6, atol=0)
+    dropped = natural_direction(jw, g)  # R eps = 6.7e-13 > 1e-13
+    assert float(dropped[3].abs()) < 1e-6 * float(exact[3].abs())

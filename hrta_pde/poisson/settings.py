@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from hrta_pde.engd import EngdOptions
 from hrta_pde.fields import check_fields
 from hrta_pde.options import (Config, NetworkOptions, RunOptions, SamplingOptions, TrainingOptions, check_choice,
@@ -31,6 +33,18 @@ DEFAULT_SCHEDULE = {"sobolev": "1:200@engd", "l2": "1:200@engd", "ritz": "1:200@
 #: the error had stopped falling by then (poisson_2d_sin, poisson_disk, poisson_annulus; benchmarks/
 #: README.md). The Ritz energy is not near 0 at its minimum, so its stages run until no step lowers it.
 DEFAULT_ENGD_RTOL = {"sobolev": 1e-3, "l2": 1e-3, "ritz": 0.0, "pinn": 1e-3}
+
+#: The eigenvalue cut-off of the engd solve, as a multiple of the dtype's eps, where it is not the
+#: default ``R * eps`` (``R`` the rows of the Jacobian; :class:`hrta_pde.engd.EngdOptions`). For the
+#: supervised losses ``45 eps`` (1.0e-14 in float64; ``R * eps`` is 6.7e-13 for Sobolev at 1000
+#: points, whose values and gradients give 3000 rows) keeps more of the spectrum. Sobolev:
+#: poisson_2d_sin 1.8e-8 .. 3.8e-8 over seeds 0-4 against 2.5e-7 .. 1.3e-6, poisson_disk 8.3e-8
+#: against 4.0e-7, poisson_annulus 6.3e-7 against 9.0e-7, poisson_3d_cube 1.6e-4 against 5.4e-5
+#: (neither converged in 200 steps); L2: poisson_2d_sin 1.1e-6 .. 1.7e-6 over seeds 0-2 against
+#: 4.7e-6 .. 5.5e-6, poisson_disk 5.9e-7 against 2.5e-6 (benchmarks/README.md, "The cut-off of
+#: the supervised solves"). PINN was worse with it on the cube (1.6e-5 against 8.7e-7) and the
+#: annulus (seed 1: 4.5e-6 against 1.7e-6), and keeps ``R * eps``.
+DEFAULT_ENGD_RCOND_EPS = {"sobolev": 45.0, "l2": 45.0}
 
 #: ``sampler="auto"``: Gauss quadrature for the Ritz loss in 1-D and 2-D where the domain has a rule
 #: (intervals, rectangles, polygons, disks, concentric annuli), Sobol points otherwise. The Ritz
@@ -124,7 +138,10 @@ class SolveConfig(Config):
         if self.schedule is not None and not self.schedule.strip():
             raise ValueError("schedule='' is empty: give stages such as '0.5:3000,1:13000' (or omit it)")
         rtol = self.engd_rtol if self.engd_rtol is not None else DEFAULT_ENGD_RTOL[self.loss]
-        object.__setattr__(self, "engd", EngdOptions(damping=self.engd_damping, method=self.engd_method, rtol=rtol))
+        k = DEFAULT_ENGD_RCOND_EPS.get(self.loss)
+        rcond = None if k is None else k * float(torch.finfo(self.run.torch_dtype).eps)
+        object.__setattr__(self, "engd", EngdOptions(damping=self.engd_damping, method=self.engd_method, rtol=rtol,
+                                                     rcond=rcond))
 
     @property
     def schedule_text(self) -> str:
