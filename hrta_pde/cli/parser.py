@@ -138,6 +138,11 @@ def _add_solver_flags(sp) -> None:
                     "lam < 2, where straight interfaces of a cross each other or meet the boundary, and r log r where one "
                     "meets a side whose data excite it (2-D boxes and polygons; 'hrta-pde problems "
                     "--show' lists the points; default: on where there are any)")
+    sp.add_argument("--log-corner-inputs", action=argparse.BooleanOptionalAction, default=None,
+                    help="give the network r^2 (log r sin 2 theta + theta cos 2 theta) at each right-angled corner "
+                    "between two Dirichlet edges (2-D boxes and polygons) whose data no smooth u takes, such as "
+                    "f = 1 with u = 0 (default: there, with the Dirichlet data by the penalty, which pinn then "
+                    "takes; ritz keeps the exact data without these inputs)")
     sp.add_argument("--energy-check", action=argparse.BooleanOptionalAction, default=None,
                     help="ritz: after every step evaluate the energy on a second set of points (a Gauss rule "
                     "with twice the points, or twice as many Sobol points), keep the parameters where it "

@@ -104,19 +104,23 @@ def describe_parts(problem: PoissonProblem) -> str:
 
 def _singular_lines(problem) -> list:
     """Comment lines naming the points where ``u`` is singular (``hrta_pde.poisson.singular``)."""
-    from hrta_pde.poisson.singular import LogSectorFeature, SingularError, singular_features
+    from hrta_pde.poisson.singular import (LogCornerFeature, LogSectorFeature, SingularError, log_corner_features,
+                                           singular_features)
 
     try:
         feats = singular_features(problem)
     except SingularError as err:
         return [f"# {err}: the network gets none"]
+    feats = feats + log_corner_features(problem, [f.v for f in feats])
     seen, out = set(), []
     for f in feats:
-        key = (tuple(np.round(f.v, 12)), round(f.lam, 9))
+        key = (tuple(np.round(f.v, 12)), round(f.lam, 9), type(f).__name__)
         if key in seen:
             continue
         seen.add(key)
-        term = "r log r" if isinstance(f, LogSectorFeature) else f"r^{f.lam:.4g}"
+        term = ("r log r" if isinstance(f, LogSectorFeature) else
+                "r^2 log r (inputs with the penalty, --log-corner-inputs)" if isinstance(f, LogCornerFeature)
+                else f"r^{f.lam:.4g}")
         out.append(f"#   ({', '.join(f'{c:.6g}' for c in f.v)}): u ~ {term}")
     if out:
         out.insert(0, "# points where u is singular (the network gets inputs for them, --singular-inputs):")

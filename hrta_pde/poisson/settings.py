@@ -103,7 +103,15 @@ class SolveConfig(Config):
     (:mod:`hrta_pde.poisson.singular`): ``Re w`` and ``Im w``, ``w = (r e^(i theta))^lam``, at each
     polygon corner with ``lam < 1``, the modes ``r^lam mu(theta)`` (``lam < 2``) where straight
     interfaces of ``a`` cross or meet the boundary, and ``r log r`` where one meets a side whose data
-    excite it; None: wherever there are such points (FNN only).
+    excite it; None: wherever there are such points (FNN only). ``log_corner_inputs``: give the
+    network ``r^2 (log r sin 2 theta + theta cos 2 theta)`` at each right-angled corner between two
+    Dirichlet edges of a 2-D box or polygon whose data no smooth ``u`` takes there (``f = 1`` with
+    ``u = 0``: the torsion problem), where ``u`` has that term; None: there, with the Dirichlet data
+    imposed by the penalty, which the PINN loss then takes (``u = g + phi N`` cannot carry the term:
+    PINN on the unit square with ``-Laplace u = 1``, ``u = 0``, reached 7.5e-6 with the inputs and
+    the penalty against 6.5e-4 with the exact data, on the L-shape 6.3e-6 against 7.5e-4,
+    benchmarks/README.md); the Ritz loss keeps the exact data (the penalty: 3.4e-2 against 4.1e-5 on
+    the square) and goes without these inputs.
     ``energy_check``: for the Ritz loss, evaluate the energy on a second rule after every step, keep
     the parameters where it was lowest and end the run when it has not fallen for
     ``energy_check.PATIENCE`` steps (:mod:`hrta_pde.poisson.energy_check`); None: on for Ritz when
@@ -121,6 +129,7 @@ class SolveConfig(Config):
     hard_bc: bool | None = None
     interface_inputs: bool | None = None
     singular_inputs: bool | None = None
+    log_corner_inputs: bool | None = None
     energy_check: bool | None = None
     eval_every: int = 10
     run: RunOptions = RunOptions()
@@ -153,7 +162,8 @@ class SolveConfig(Config):
 SOLVER_KEYS = SolveConfig.keys()
 
 #: Settings added after run folders existed, and what those folders' runs did (off).
-_LATER_SETTINGS = {"interface_inputs": False, "energy_check": False, "singular_inputs": False}
+_LATER_SETTINGS = {"interface_inputs": False, "energy_check": False, "singular_inputs": False,
+                   "log_corner_inputs": False}
 
 
 def saved_config(flat: dict) -> SolveConfig:

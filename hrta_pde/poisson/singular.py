@@ -47,7 +47,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["CornerFeature", "LogSectorFeature", "MAX_SINGULAR_FEATURES", "SectorFeature", "SingularError", "corner_exponent", "corner_features", "interface_cross_features",
+__all__ = ["CornerFeature", "LogCornerFeature", "LogSectorFeature", "MAX_SINGULAR_FEATURES", "SectorFeature", "SingularError", "corner_exponent", "corner_features", "interface_cross_features", "log_corner_features",
            "sector_modes", "singular_features", "singular_points"]
 
 #: Corners with ``lam`` at or above this are smooth enough (``r^lam`` with ``lam >= 1``).
@@ -133,6 +133,37 @@ class CornerFeature:
         return torch.where(at, torch.zeros_like(out), out)
 
 
+class LogCornerFeature(CornerFeature):
+    """``Im(z^2 log(z / R)) = r^2 (log(r / R) sin 2 theta + theta cos 2 theta)`` at a corner of angle
+    ``omega = pi/2`` (or ``3 pi/2``) between two Dirichlet edges (``theta`` from ``start``, as in
+    :class:`CornerFeature`; ``R`` the domain's diameter): there ``lam = 2`` is a mode, and data that
+    no smooth ``u`` takes at the vertex give ``u`` the term ``-(m / (2 omega a)) Im(z^2 log z)`` with
+    ``m = f + a (g0'' + g1'') + grad a . grad u - c g`` (:func:`_log_corner_mismatch`; for
+    ``-Laplace u = 1``, ``u = 0`` on a square: ``m = 1``). It vanishes on the ``theta = 0`` edge; its
+    gradient is bounded and its Laplacian is 0, but its second derivatives grow like ``log r``,
+    which a smooth network does not follow (the PINN residual sees them). ``r^2 log r`` is in
+    ``H^(3 - eps)``: the quadrature and the FEM mesh are not graded towards these corners."""
+
+    def __init__(self, vertex, start, omega: float, scale: float, cutoff: float | None = None):
+        super().__init__(vertex, start, omega, 2.0, 1, cutoff)
+        self.scale = float(scale)
+
+    def __repr__(self):
+        return (f"LogCornerFeature(r^2 (log r sin 2 theta + theta cos 2 theta) at {self.v.tolist()}, angle "
+                f"{self.omega:.6g}{'' if self.cutoff is None else f', cutoff {self.cutoff:.4g}'})")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        b = torch.as_tensor(self.b, dtype=x.dtype, device=x.device)
+        rel, r2, at = _polar_parts(x, self.v, self._r_min)
+        c = rel[..., 0] * b[0] + rel[..., 1] * b[1]
+        s = b[0] * rel[..., 1] - b[1] * rel[..., 0]
+        theta = self.omega / 2 + torch.atan2(s, c)
+        out = r2 * (0.5 * torch.log(r2 / self.scale**2) * torch.sin(2 * theta) + theta * torch.cos(2 * theta))
+        if self.cutoff is not None:
+            out = out * _smoothstep(2 * torch.sqrt(r2) / self.cutoff - 1)
+        return torch.where(at, torch.zeros_like(out), out)
+
+
 def singular_features(problem) -> list:
     """Every feature the network takes for ``problem``'s singular points: the interface crossings'
     (:func:`interface_cross_features`, also at a corner of the domain that an interface reaches,
@@ -141,6 +172,111 @@ def singular_features(problem) -> list:
     taken = [f.v for f in cross]
     corners = [f for f in corner_features(problem) if not any(np.allclose(f.v, q, rtol=0, atol=1e-9) for q in taken)]
     return corners + cross
+
+
+def log_corner_features(problem, taken=()) -> list:
+    """The :class:`LogCornerFeature` s of ``problem``: at each corner of a 2-D polygon or box of angle
+    ``pi/2`` between two Dirichlet edges whose data excite the ``r^2 log r`` term (``3 pi/2`` has the
+    term too, but ``r^(2/3)`` leads there and has its own inputs: the L-shape with ``-Laplace u = 1``
+    reached 5.8e-6 with it and 6.3e-6 without, PINN, seed 0), but
+    not at the points ``taken`` (interface points, whose own features hold there). [] where there
+    are none or more than :data:`MAX_SINGULAR_FEATURES`."""
+    shape = problem.shape
+    if problem.dim != 2 or type(shape).__name__ not in ("Polygon", "Box"):
+        return []
+    out = []
+    for v, start, end, k0, k1, cutoff in _corners_of(problem, shape):
+        c0, c1 = problem.conditions[k0], problem.conditions[k1]
+        omega = math.atan2(start[0] * end[1] - start[1] * end[0], float(start @ end)) % (2 * math.pi)
+        if (c0 is None or c1 is None or c0.kind != "dirichlet" or c1.kind != "dirichlet"
+                or abs(omega - math.pi / 2) > 1e-9 or any(np.allclose(v, q, rtol=0, atol=1e-9) for q in taken)):
+            continue
+        if _log_corner_mismatch(problem, v, start, end, c0, c1):
+            out.append(LogCornerFeature(v, start, omega, float(np.linalg.norm(shape.hi - shape.lo)), cutoff))
+    return out if len(out) <= MAX_SINGULAR_FEATURES else []
+
+
+def _corners_of(problem, shape) -> list:
+    """``[(v, start, end, k0, k1, cutoff)]`` for every corner of a 2-D polygon or box: the edges
+    leave ``v`` along ``start`` (part ``k0``) and ``end`` (part ``k1``), the domain counterclockwise
+    from ``start``; ``cutoff`` as for :class:`CornerFeature` (None where the exterior bisector stays
+    outside)."""
+    if type(shape).__name__ == "Box":
+        lo, hi = np.asarray(shape.lo, dtype=np.float64), np.asarray(shape.hi, dtype=np.float64)
+        out = []
+        for sx in (0, 1):
+            for sy in (0, 1):
+                v = np.array([hi[0] if sx else lo[0], hi[1] if sy else lo[1]])
+                along_x = (np.array([-1.0 if sx else 1.0, 0.0]), 2 + sy)  # the side y = y_sy
+                along_y = (np.array([0.0, -1.0 if sy else 1.0]), sx)  # the side x = x_sx
+                a, b = (along_x, along_y) if along_x[0][0] * along_y[0][1] > 0 else (along_y, along_x)
+                out.append((v, a[0], b[0], a[1], b[1], None))
+        return out
+    v = np.asarray(shape.user_vertices, dtype=np.float64)
+    nv = len(v)
+    area2 = float(np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]))
+    diam = float(np.linalg.norm(shape.hi - shape.lo))
+    out = []
+    for i in range(nv):
+        before, after = (i - 1) % nv, i
+        to_prev, to_next = v[before] - v[i], v[(i + 1) % nv] - v[i]
+        (start, k0), (end, k1) = ((to_next, after), (to_prev, before)) if area2 > 0 else ((to_prev, before), (to_next, after))
+        e0, e1 = start / np.linalg.norm(start), end / np.linalg.norm(end)
+        bis = e0 + e1
+        if np.linalg.norm(bis) < 1e-12:
+            bis = np.array([-e0[1], e0[0]])
+        bis = bis / np.linalg.norm(bis)
+        if float(e0[0] * e1[1] - e0[1] * e1[0]) < 0:  # reflex: the interior bisector is -(e0 + e1)
+            bis = -bis
+        cutoff = None
+        if _ray_meets_domain(shape, v[i], -bis, 2 * diam):
+            cutoff = min(_segment_distance(v[i], v[j], v[(j + 1) % nv]) for j in range(nv) if j not in (before, after))
+        out.append((v[i], e0, e1, k0, k1, cutoff))
+    return out
+
+
+def _log_corner_mismatch(problem, v, start, end, c0, c1) -> bool:
+    """Whether ``m = f + a (g0'' + g1'') + grad a . grad u - c g`` at the right-angled Dirichlet
+    corner ``v`` is not 0, i.e. no smooth ``u`` takes the data there: along the edges ``u_ss = g''``
+    and ``grad u`` follows from the two slopes, and ``-a Laplace u - grad a . grad u + c u = f``.
+    The derivatives of ``g`` along each edge by autograd, just inside it; ``f``, ``a``, ``c`` and
+    ``grad a`` just inside the domain. ``m`` counts when it exceeds ``1e-6`` of the largest term,
+    of ``max |f|`` over the domain and of ``a (|g0'| + |g1'|) / diam`` (so that data near 0 at the
+    vertex, and the rounding of a ``g`` that is the exact solution, give no input)."""
+    e0, e1 = start / np.linalg.norm(start), end / np.linalg.norm(end)
+    diam = float(np.linalg.norm(problem.shape.hi - problem.shape.lo))
+    t0 = 1e-9 * diam
+    g0, s0, curv0 = _along(c0.g_torch, v, e0, t0)
+    _, s1, curv1 = _along(c1.g_torch, v, e1, t0)
+    bis = (e0 + e1) / np.linalg.norm(e0 + e1)
+    if float(e0[0] * e1[1] - e0[1] * e1[0]) < 0:  # reflex: the interior bisector is -(e0 + e1)
+        bis = -bis
+    p = torch.as_tensor(v + t0 * bis, dtype=torch.float64)[None, :]
+    with torch.no_grad():
+        a, f, c = (float(fn(p).reshape(-1)[0]) for fn in (problem.a_torch, problem.f_torch, problem.c_torch))
+        grad_a = problem.grad_a_torch(p).reshape(-1).numpy()
+        inside = problem.sample_interior(64, generator=torch.Generator().manual_seed(0), sampler="random",
+                                         dtype=torch.float64, device="cpu")
+        f_max = float(problem.f_torch(inside).abs().max())
+    terms = [f, a * curv0, a * curv1, float(grad_a @ (s0 * e0 + s1 * e1)), -c * g0]
+    m = sum(terms)
+    scale = max([abs(t) for t in terms] + [f_max, abs(a) * (abs(s0) + abs(s1)) / diam])
+    return bool(np.isfinite(m) and np.isfinite(scale)) and abs(m) > 1e-6 * scale
+
+
+def _along(g, v, e, t0: float) -> tuple:
+    """``(g, dg/dt, d2g/dt2)`` of ``g(v + t e)`` at ``t = t0`` (float64 autograd; 0 for a ``g``
+    that does not depend on ``x``)."""
+    t = torch.tensor([t0], dtype=torch.float64, requires_grad=True)
+    x = torch.as_tensor(v, dtype=torch.float64)[None, :] + t[:, None] * torch.as_tensor(e, dtype=torch.float64)[None, :]
+    y = g(x).reshape(-1)[:1].sum()
+    if not y.requires_grad:
+        return float(y.detach()), 0.0, 0.0
+    (d1,) = torch.autograd.grad(y, t, create_graph=True, allow_unused=True)
+    if d1 is None:
+        return float(y.detach()), 0.0, 0.0
+    d2 = torch.autograd.grad(d1.sum(), t, allow_unused=True)[0] if d1.requires_grad else None
+    return float(y.detach()), float(d1.detach().sum()), 0.0 if d2 is None else float(d2.sum())
 
 
 def singular_points(problem) -> np.ndarray:

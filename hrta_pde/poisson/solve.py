@@ -110,12 +110,16 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
         smooth = transform is not None and (transform.smooth or (transform.smooth_but_corners and covered))
         if cfg.loss == "pinn" and not smooth:
             transform = None
+        if cfg.loss == "pinn" and _log_corners(inputs):
+            transform = None  # g + phi N cannot carry r^2 log r: the torsion square 7.5e-6 with the penalty, 6.5e-4 without
         if transform is not None and inputs is not None and not _features_fit(transform, inputs):
             transform = None  # N = u / phi would be unbounded at a singular point on a Dirichlet part
         hard_bc = transform is not None
     elif hard_bc:
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
     hard_bc = bool(hard_bc)
+    if hard_bc and cfg.log_corner_inputs is None and _log_corners(inputs):
+        inputs = _without_log_corners(inputs)  # under u = g + phi N they cannot give the term
     check = cfg.energy_check
     if check and cfg.loss != "ritz":
         raise SettingError(f"energy_check guards the ritz loss (its energy measures the error); the {cfg.loss} "
@@ -126,9 +130,24 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
     object.__setattr__(config, "schedule", cfg.schedule_text)
     object.__setattr__(config, "hard_bc", hard_bc)
     object.__setattr__(config, "interface_inputs", inputs is not None and bool(inputs.levels))
-    object.__setattr__(config, "singular_inputs", inputs is not None and bool(inputs.corners))
+    object.__setattr__(config, "singular_inputs", inputs is not None and len(_log_corners(inputs)) < len(inputs.corners))
+    object.__setattr__(config, "log_corner_inputs", bool(_log_corners(inputs)))
     object.__setattr__(config, "energy_check", bool(check))
     return Plan(config, schedule, transform)
+
+
+def _log_corners(inputs) -> list:
+    from hrta_pde.poisson.singular import LogCornerFeature
+
+    return [] if inputs is None else [c for c in inputs.corners if isinstance(c, LogCornerFeature)]
+
+
+def _without_log_corners(inputs):
+    """``inputs`` without its :class:`LogCornerFeature` s (None if nothing is left)."""
+    from hrta_pde.poisson.interfaces import InterfaceInputs
+
+    kept = [c for c in inputs.corners if c not in _log_corners(inputs)]
+    return InterfaceInputs(inputs.levels, inputs.dim, kept) if inputs.levels or kept else None
 
 
 def _corner_inputs_at(inputs) -> list:
@@ -148,9 +167,11 @@ def _features_fit(transform, inputs) -> bool:
     """Whether every singular input on a Dirichlet part (``phi = 0`` there) sits at a corner function of
     ``phi`` with corner inputs: elsewhere ``phi`` vanishes like the distance to the part while ``u``
     does like ``r^lam``, so ``N = u / phi ~ r^(lam - 1)`` would be unbounded."""
-    from hrta_pde.poisson.singular import CornerFeature
+    from hrta_pde.poisson.singular import CornerFeature, LogCornerFeature
 
     for c in inputs.corners:
+        if isinstance(c, LogCornerFeature):
+            continue  # dropped under the exact data (plan_solve): they never turn it off
         p = torch.as_tensor(np.asarray(c.v, dtype=np.float64)[None, :])
         if float(transform.phi(p).abs().max()) > 1e-9:
             continue  # not on a Dirichlet part
@@ -192,13 +213,14 @@ def build_network(cfg: NetworkOptions, dim: int, generator: torch.Generator, dty
 def network_inputs(problem, cfg: SolveConfig, refuse: bool = True):
     """The input transform of ``cfg.interface_inputs`` and ``cfg.singular_inputs`` for ``problem``: an
     :class:`InterfaceInputs` with ``|psi|`` of the interfaces where ``a`` jumps and the features of
-    :func:`hrta_pde.poisson.singular.singular_features`, or None (neither applies, or both
-    settings off; None, auto: each on wherever it applies and the network is an FNN). With
+    :func:`hrta_pde.poisson.singular.singular_features`, then (``cfg.log_corner_inputs``) those of
+    :func:`hrta_pde.poisson.singular.log_corner_features`, or None (none applies, or the settings
+    are off; None, auto: each on wherever it applies and the network is an FNN). With
     ``refuse`` (when a solve is planned) a :class:`SettingError` names what cannot work: inputs
     asked for where there are none or with the paper's network, and the PINN loss on a jumping
     ``a`` without the interface inputs (its flux condition is taken on the interfaces)."""
     from hrta_pde.poisson.interfaces import InterfaceInputs
-    from hrta_pde.poisson.singular import SingularError, singular_features
+    from hrta_pde.poisson.singular import MAX_SINGULAR_FEATURES, SingularError, log_corner_features, singular_features
 
     levels = _interface_levels_for(problem, cfg, refuse)
     wanted, fnn = cfg.singular_inputs, cfg.network.net == "fnn"
@@ -217,6 +239,29 @@ def network_inputs(problem, cfg: SolveConfig, refuse: bool = True):
             raise SettingError("singular inputs need {net:=}fnn (the paper's network takes x only); "
                                "or set {no_singular_inputs:|singular_inputs=false}")
         corners = []
+    logs, log_wanted = [], cfg.log_corner_inputs
+    if log_wanted is not False:
+        try:
+            taken = [f.v for f in singular_features(problem)]
+        except SingularError:
+            taken = []
+        logs = log_corner_features(problem, taken)
+        if refuse and log_wanted and not logs:
+            raise SettingError("log_corner_inputs: this problem has no right-angled corner between two Dirichlet "
+                               "edges whose data excite r^2 log r (f + a (g0'' + g1'') + grad a . grad u - c g "
+                               "!= 0 at the vertex; or more than 32 of them): omit {log_corner_inputs}")
+        if logs and not fnn:
+            if refuse and log_wanted:
+                raise SettingError("log corner inputs need {net:=}fnn (the paper's network takes x only); "
+                                   "or set {no_log_corner_inputs:|log_corner_inputs=false}")
+            logs = []
+        if len(corners) + len(logs) > MAX_SINGULAR_FEATURES:
+            if refuse and log_wanted:
+                raise SettingError(f"log_corner_inputs: with the other singular inputs the network would take "
+                                   f"{len(corners) + len(logs)}, more than {MAX_SINGULAR_FEATURES}: set "
+                                   "{no_log_corner_inputs:|log_corner_inputs=false}")
+            logs = []
+    corners = corners + logs
     if not levels and not corners:
         return None
     return InterfaceInputs(levels, problem.dim, corners)
