@@ -49,6 +49,11 @@ CASES = {
     # the issue's L-shape: -Laplace u = 1, u = 0, against the FEM reference
     "lshape_f1_ritz_engd": ("lshape_f1", {"loss": "ritz"}, 2e-3, 300),
     "lshape_f1_pinn_engd": ("lshape_f1", {"loss": "pinn"}, 2e-3, 300),
+    "lshape_f1_pinn_no_log_corners": ("lshape_f1", {"loss": "pinn", "log_corner_inputs": False}, 2e-3, 300),
+    # the torsion square: r^2 log r at its corners
+    "torsion_pinn_engd": ("poisson_torsion", {"loss": "pinn"}, 1e-4, 60),
+    "torsion_pinn_no_log_corners": ("poisson_torsion", {"loss": "pinn", "log_corner_inputs": False}, 1e-4, 60),
+    "torsion_ritz_engd": ("poisson_torsion", {"loss": "ritz"}, 1e-4, 60),
     # coefficients that jump (issue 12: the new catalog problems to 1e-3), with their files' [solver]
     "jump_robin_ritz_engd": ("poisson_jump_robin", {}, 1e-3, 600),
     "layers3d_ritz_engd": ("poisson_3d_layers", {}, 1e-3, 600),

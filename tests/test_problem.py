@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 CATALOG = ["paper_pde", "poisson_10d", "poisson_1d", "poisson_2d_sin", "poisson_3d_cube",
            "poisson_3d_layers", "poisson_annulus", "poisson_disk", "poisson_interface", "poisson_jump_robin",
            "poisson_lshape", "poisson_mixed_square", "poisson_neumann_square",
-           "poisson_reaction_holes", "poisson_square_holes"]
+           "poisson_reaction_holes", "poisson_square_holes", "poisson_torsion"]
 # DeepXDE's Polygon.inside, called by the tests, uses a form of np.cross deprecated in numpy 2
 pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors:DeprecationWarning")
 LENS = 2 * math.acos(0.5) - 0.5 * math.sqrt(3)  # area of the intersection of two unit disks 1 apart

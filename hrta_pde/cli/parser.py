@@ -140,9 +140,9 @@ def _add_solver_flags(sp) -> None:
                     "--show' lists the points; default: on where there are any)")
     sp.add_argument("--log-corner-inputs", action=argparse.BooleanOptionalAction, default=None,
                     help="give the network r^2 (log r sin 2 theta + theta cos 2 theta) at each right-angled corner "
-                    "between two Dirichlet edges (2-D boxes and polygons) whose data no smooth u takes, such as "
-                    "f = 1 with u = 0 (default: there, with the Dirichlet data by the penalty, which pinn then "
-                    "takes; ritz keeps the exact data without these inputs)")
+                    "between two Dirichlet edges (2-D boxes and polygons) whose data no smooth u takes, such as f = 1 with u = 0; they need the "
+                    "penalty, not --hard-bc (default: on where they apply, and pinn then takes the penalty; "
+                    "ritz on gauss points keeps the exact data and goes without them)")
     sp.add_argument("--energy-check", action=argparse.BooleanOptionalAction, default=None,
                     help="ritz: after every step evaluate the energy on a second set of points (a Gauss rule "
                     "with twice the points, or twice as many Sobol points), keep the parameters where it "

@@ -111,7 +111,8 @@ def _singular_lines(problem) -> list:
         feats = singular_features(problem)
     except SingularError as err:
         return [f"# {err}: the network gets none"]
-    feats = feats + log_corner_features(problem, [f.v for f in feats])
+    logs = log_corner_features(problem, [f.v for f in feats])
+    feats = feats + logs
     seen, out = set(), []
     for f in feats:
         key = (tuple(np.round(f.v, 12)), round(f.lam, 9), type(f).__name__)
@@ -119,10 +120,12 @@ def _singular_lines(problem) -> list:
             continue
         seen.add(key)
         term = ("r log r" if isinstance(f, LogSectorFeature) else
-                "r^2 log r (inputs with the penalty, --log-corner-inputs)" if isinstance(f, LogCornerFeature)
+                "r^2 log r" if isinstance(f, LogCornerFeature)
                 else f"r^{f.lam:.4g}")
         out.append(f"#   ({', '.join(f'{c:.6g}' for c in f.v)}): u ~ {term}")
     if out:
-        out.insert(0, "# points where u is singular (the network gets inputs for them, --singular-inputs):")
+        out.insert(0, "# points where u is singular (the network gets inputs for them, --singular-inputs"
+                   + (", and for r^2 log r --log-corner-inputs, with the Dirichlet data by the penalty" if logs else "")
+                   + "):")
     return out
 

@@ -105,13 +105,13 @@ class SolveConfig(Config):
     interfaces of ``a`` cross or meet the boundary, and ``r log r`` where one meets a side whose data
     excite it; None: wherever there are such points (FNN only). ``log_corner_inputs``: give the
     network ``r^2 (log r sin 2 theta + theta cos 2 theta)`` at each right-angled corner between two
-    Dirichlet edges of a 2-D box or polygon whose data no smooth ``u`` takes there (``f = 1`` with
-    ``u = 0``: the torsion problem), where ``u`` has that term; None: there, with the Dirichlet data
-    imposed by the penalty, which the PINN loss then takes (``u = g + phi N`` cannot carry the term:
-    PINN on the unit square with ``-Laplace u = 1``, ``u = 0``, reached 7.5e-6 with the inputs and
-    the penalty against 6.5e-4 with the exact data, on the L-shape 6.3e-6 against 7.5e-4,
-    benchmarks/README.md); the Ritz loss keeps the exact data (the penalty: 3.4e-2 against 4.1e-5 on
-    the square) and goes without these inputs.
+    Dirichlet edges of a 2-D box or polygon whose data no smooth ``u`` takes there (``f = 1`` with ``u = 0``: the torsion problem), where
+    ``u`` has that term. They need the Dirichlet data by the penalty (``u = g + phi N`` cannot carry
+    the term; with ``hard_bc`` true they are refused). None: wherever they apply, unless the
+    exact data are chosen automatically for the Ritz loss on Gauss points (the penalty there:
+    3.4e-2 against 4.1e-5 on the torsion square), which then goes without them; the PINN loss takes
+    the penalty for them (the torsion square 1.0e-5 against 6.5e-4 with the exact data, the
+    L-shape with ``f = 1`` 6.3e-6 against 7.5e-4, benchmarks/README.md).
     ``energy_check``: for the Ritz loss, evaluate the energy on a second rule after every step, keep
     the parameters where it was lowest and end the run when it has not fallen for
     ``energy_check.PATIENCE`` steps (:mod:`hrta_pde.poisson.energy_check`); None: on for Ritz when

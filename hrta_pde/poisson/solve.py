@@ -110,12 +110,16 @@ def plan_solve(problem, cfg: SolveConfig) -> Plan:
         smooth = transform is not None and (transform.smooth or (transform.smooth_but_corners and covered))
         if cfg.loss == "pinn" and not smooth:
             transform = None
-        if cfg.loss == "pinn" and _log_corners(inputs):
-            transform = None  # g + phi N cannot carry r^2 log r: the torsion square 7.5e-6 with the penalty, 6.5e-4 without
+        if (cfg.loss == "pinn" or cfg.log_corner_inputs) and _log_corners(inputs):
+            transform = None  # g + phi N cannot carry r^2 log r: the torsion square 1.0e-5 with the penalty, 6.5e-4 without
         if transform is not None and inputs is not None and not _features_fit(transform, inputs):
             transform = None  # N = u / phi would be unbounded at a singular point on a Dirichlet part
         hard_bc = transform is not None
     elif hard_bc:
+        if cfg.log_corner_inputs:
+            raise SettingError("log_corner_inputs with hard_bc: u = g + phi N cannot carry the r^2 log r term "
+                               "at the corners; set {no_hard_bc:|hard_bc=false} (the penalty) or omit "
+                               "{log_corner_inputs}")
         transform = hard_dirichlet_transform(problem)  # refuses a problem where it cannot apply
     hard_bc = bool(hard_bc)
     if hard_bc and cfg.log_corner_inputs is None and _log_corners(inputs):
@@ -171,7 +175,7 @@ def _features_fit(transform, inputs) -> bool:
 
     for c in inputs.corners:
         if isinstance(c, LogCornerFeature):
-            continue  # dropped under the exact data (plan_solve): they never turn it off
+            continue  # plan_solve decides them: PINN takes the penalty, Ritz drops them
         p = torch.as_tensor(np.asarray(c.v, dtype=np.float64)[None, :])
         if float(transform.phi(p).abs().max()) > 1e-9:
             continue  # not on a Dirichlet part
@@ -248,8 +252,9 @@ def network_inputs(problem, cfg: SolveConfig, refuse: bool = True):
         logs = log_corner_features(problem, taken)
         if refuse and log_wanted and not logs:
             raise SettingError("log_corner_inputs: this problem has no right-angled corner between two Dirichlet "
-                               "edges whose data excite r^2 log r (f + a (g0'' + g1'') + grad a . grad u - c g "
-                               "!= 0 at the vertex; or more than 32 of them): omit {log_corner_inputs}")
+                               "edges (2-D boxes and polygons) whose data excite r^2 log r (f + a (g0'' + g1'') "
+                               "+ grad a . grad u - c g != 0 at the vertex), or more than "
+                               f"{MAX_SINGULAR_FEATURES} of them: omit {{log_corner_inputs}}")
         if logs and not fnn:
             if refuse and log_wanted:
                 raise SettingError("log corner inputs need {net:=}fnn (the paper's network takes x only); "
