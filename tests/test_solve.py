@@ -270,3 +270,19 @@ def test_hard_bc_refused_where_it_cannot_apply(capsys):
     also = solve(builtin_problem("poisson_1d"), small(loss="pinn", schedule="1:2"))
     off = solve(builtin_problem("poisson_lshape"), small(loss="pinn", schedule="1:2"))
     assert on.config.hard_bc is True and also.config.hard_bc is True and off.config.hard_bc is False
+
+
+def test_pinn_takes_the_harmonic_extension_of_circle_data_and_converges():
+    # data from u on a circle whose centre is in the domain: extended by the fitted Laurent series
+    # (a harmonic polynomial), smooth for the strong form, so PINN takes the exact data by default.
+    # Measured with the defaults (1 x 64, 1000 + 200 points, float64): 3.3e-8 in 40 steps; with the
+    # radial extension of earlier versions 3.5e-5 after 200 steps, with the penalty 8.1e-5.
+    from hrta_pde.poisson.spec import problem_from_dict
+
+    problem = problem_from_dict({"domain": {"type": "disk", "center": [0.0, 0.0], "radius": 1.0},
+                                 "solution": {"u": "exp(x)*cos(2*y) + x^5*y"},
+                                 "boundary": {"type": "dirichlet"}})
+    res = solve(problem, SolveConfig.from_dict({"loss": "pinn", "schedule": "1:60@engd", "points": 600,
+                                                "boundary_points": 100, "test_points": 2000,
+                                                "eval_every": 10**6, "device": "cpu"}))
+    assert res.config.hard_bc and res.metrics["rel_l2"] < 1e-6, res.metrics["rel_l2"]
