@@ -162,10 +162,12 @@ def test_gram_form_is_the_hessian_and_one_step_lands_on_the_minimiser(loss, prob
     theta1 = torch.cat([p.detach().reshape(-1) for p in params])
     g0 = torch.autograd.functional.jacobian(lambda th: _loss_with_last_layer(net, fn, ctx, th), theta0)
     expected = theta0 - torch.linalg.lstsq(hess, g0).solution
-    # to 1e-10, or to the forward error of a least-squares solve, 20 cond(H) eps, when larger
-    # (the L2 Gram of these 8 tanh features has cond 1e6: any two solvers differ by ~1e-10 there)
+    # to 1e-10, or to the forward error of two solves of systems with condition number cond(H),
+    # 100 cond(H) eps, when larger (the L2 Gram of these 8 tanh features has cond 1e6: any two
+    # solvers differ by ~1e-10 there; with the interfaces of poisson_jump_robin, cond 3.4e4, the
+    # difference measured 2 to 8 cond eps over repeated runs and passed 20 cond eps once in CI)
     eig = torch.linalg.eigvalsh(hess)
-    tol = max(1e-10, 20 * float(eig.max() / eig.min()) * torch.finfo(torch.float64).eps)
+    tol = max(1e-10, 100 * float(eig.max() / eig.min()) * torch.finfo(torch.float64).eps)
     assert torch.allclose(theta1, expected, rtol=0, atol=tol * expected.abs().max())
     grad1 = torch.autograd.functional.jacobian(lambda th: _loss_with_last_layer(net, fn, ctx, th), theta1)
     assert grad1.abs().max() < 1e-9 * g0.abs().max()
