@@ -350,3 +350,19 @@ def test_unresolved_circle_data_keep_exact_boundary_values():
     assert exact.resolved
     x = torch.rand(50, 2, generator=gen(3), dtype=T) - 0.5
     torch.testing.assert_close(exact.series(x), x[:, 0] * x[:, 1] + 2.0, rtol=0, atol=1e-13)
+
+
+def test_many_circles_keep_the_radial_traces_in_bounded_time():
+    import time
+
+    from hrta_pde.poisson.distance import LAURENT_MAX_CIRCLES
+
+    dom = {"type": "disk", "center": [0.0, 0.0], "radius": 1.0}
+    for i in range(LAURENT_MAX_CIRCLES):  # LAURENT_MAX_CIRCLES holes: with the outer circle one too many
+        t = 2 * np.pi * i / LAURENT_MAX_CIRCLES
+        dom = {"type": "difference", "a": dom,
+               "b": {"type": "disk", "center": [0.6 * np.cos(t), 0.6 * np.sin(t)], "radius": 0.1}}
+    start = time.perf_counter()
+    tr = hard_dirichlet(_from_u(dom, "exp(x)*y + x^3"))
+    assert time.perf_counter() - start < 60
+    assert [grp[1].form for grp in tr._groups] == ["harmonic"] + ["piece"] * LAURENT_MAX_CIRCLES and not tr.smooth

@@ -617,6 +617,10 @@ class LaurentExtension:
 #: Terms per circle tried for :class:`LaurentExtension` (the first that resolves the data is kept).
 LAURENT_MODES = (16, 32, 64)
 
+#: At most this many circles get the Laurent fit (a least-squares problem of 256 rows and 129
+#: columns per circle); more keep the radial traces, and PINN the penalty there.
+LAURENT_MAX_CIRCLES = 8
+
 
 def _laurent_extension(g, circles) -> LaurentExtension | None:
     """Fit :class:`LaurentExtension` to ``g`` on ``circles`` [(center, radius, outer)], or None if
@@ -678,6 +682,8 @@ def _laurent_groups(problem, d_conds, pieces, shape) -> list | None:
         return None
     if not any(int(shape.classify(pieces[k].c[None])[0]) <= 0 for k in ks):
         return None  # every radial projection is smooth in the domain: the plain closest-point traces
+    if len(ks) > LAURENT_MAX_CIRCLES:
+        return None  # the fit's cost grows like the cube of the circles: the radial traces instead
     g = next(iter(d_conds.values()))[0].g_torch
     circles = [(pieces[k].c, pieces[k].r, pieces[k].sign > 0) for k in ks]
     fit = _laurent_extension(g, circles)
@@ -850,7 +856,7 @@ def _build(problem) -> HardDirichlet:
                 groups.append((_distinct(pieces[k] for k in ks), cd.g_torch))
         if traced and len(groups) > 1 and any(not isinstance(p, Sphere) for p in pieces.values()):
             smooth = corners_only = False  # the transfinite weights are not twice differentiable where pieces meet
-        if len(groups) > 1 and any(getattr(g, "form", None) in ("ball", "laurent") or not getattr(g, "resolved", True)
+        if len(groups) > 1 and any(getattr(g, "form", None) in ("ball", "harmonic", "laurent")
                                    for _, g in groups):
             # measured, a disk with an off-centre hole (data from u), PINN: 5.8e-4 with the radial blend,
             # 9.1e-4 with the harmonic fit (u / phi is far from simple there; 1.5e-5 with 2 x 32),
