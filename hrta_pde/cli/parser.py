@@ -126,7 +126,7 @@ def _add_solver_flags(sp) -> None:
                     "penalty; g derived from u is taken on the boundary only (default: on where it applies for ritz on "
                     "gauss points, and for pinn where phi and g_ext are twice differentiable: not where an edge's "
                     "line cuts the domain, nor at a re-entrant corner unless the network has the singular inputs, nor where data from u are "
-                    "blended at corners)")
+                    "blended at corners or between circles one of whose centres lies in the domain)")
     sp.add_argument("--interface-inputs", action=argparse.BooleanOptionalAction, default=None,
                     help="give the network |psi(x)| for each interface psi = 0 across which the coefficient a "
                     "jumps (a where(...) or sign(...) in a), so that u can kink there (default: on where a "
