@@ -702,9 +702,9 @@ def _piece_trace(g, piece, k, shape, harmonic=True):
     blend to the mean on a sphere; else ``g`` at the closest point."""
     if isinstance(piece, Sphere) and int(shape.classify(piece.c[None])[0]) <= 0:
         if len(piece.c) == 2 and harmonic:
-            harmonic = _harmonic_extension(g, piece.c, piece.r)
-            if harmonic is not None:
-                return harmonic
+            series = _harmonic_extension(g, piece.c, piece.r)
+            if series is not None:
+                return series
         on = torch.as_tensor(shape.part_points(k, 256), dtype=torch.float64)
         return TraceExtension(g, "ball", center=piece.c, radius=piece.r, mean=float(g(on).mean()))
     return TraceExtension(g, "piece", piece=piece)
