@@ -110,6 +110,34 @@ def test_nonfinite_loss_stops_and_restores_last_finite_parameters():
         assert torch.equal(a, b)
 
 
+def test_a_stop_where_a_stage_ends_early_resumes_into_the_next_stage():
+    """The hooks run at the iteration where the plateau ends a stage (an interrupt there stops the
+    run; 1500 one-step engd stages that had converged once ignored Ctrl-C to the end), and a run
+    resumed from there starts the next stage: the same losses as without the stop."""
+    net, loss_fn, *_ = small_problem()
+    net2 = copy.deepcopy(net)
+    sched = H.parse_schedule("0.5:10,1:<=200,1.5:10", lr=1e-2, plateau=PlateauRule(5, 0.05))
+    full = H.train(net, loss_fn, sched)
+    stages = full.history.column("stage")
+    end = max(i for i, st in zip(full.history.column("iteration"), stages) if st == 2)
+    assert end < 10 + 200  # the plateau ended stage 2 early
+
+    x = torch.linspace(0, 1, 20, dtype=torch.float64)[:, None]
+    y = torch.sin(2 * torch.pi * x)
+
+    def loss2():
+        return {"data": 0.5 * ((net2(x) - y) ** 2).mean()}
+
+    seen = []
+    part = H.train(net2, loss2, sched, hooks=Hooks(after_step=lambda pos: seen.append(pos.iteration) or pos.iteration >= end))
+    assert part.status == "stopped" and part.position.iteration == end and seen == list(range(1, end + 1))
+    rest = H.train(net2, loss2, sched, optimizer=part.optimizer, history=part.history, position=part.position)
+    assert rest.history.column("loss") == full.history.column("loss")
+    assert rest.history.switches == full.history.switches
+    for a, b in zip(net.parameters(), net2.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_resume_from_position_equals_uninterrupted_run():
     net, loss_fn, *_ = small_problem()
     net2 = copy.deepcopy(net)
