@@ -31,6 +31,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cpu_count() -> int:
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+#: ``--threads`` above this many times the CPUs this process may use is refused (10000 threads on
+#: 2 cores crashed the process in the OpenMP runtime, or hung for minutes).
+THREADS_PER_CPU = 4
+
+
+def _thread_count(text: str) -> int:
+    value = _integer(text)
+    cpus = _cpu_count()
+    if not 1 <= value <= THREADS_PER_CPU * cpus:
+        raise argparse.ArgumentTypeError(f"{value} threads: give 1 to {THREADS_PER_CPU * cpus} "
+                                         f"({THREADS_PER_CPU} per CPU; this process may use {cpus})")
+    return value
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -44,8 +67,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if visible), cpu or cuda")
     p.add_argument("--out", default=None, help="run folder (default: runs/<command>-<timestamp>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and fewer messages")
-    p.add_argument("--threads", type=_positive_int, default=None,
-                   help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=_thread_count, default=None,
+                   help="CPU threads for torch (default: torch's choice; at most 4 per CPU)")
     p.add_argument("--overwrite", action="store_true",
                    help="reuse a non-empty --out folder that holds another run or other files")
     _add_debug(p)
