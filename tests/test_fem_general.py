@@ -80,3 +80,16 @@ def test_pure_neumann_without_reaction_is_refused_with_reaction_solved():
                            "boundary": {"type": "neumann"}})
     err = fem_errors(solve_fem(p, 1 / 8), p.u_numpy)
     assert err["l2_rel"] < 1e-3  # measured 3.5e-4
+
+
+@pytest.mark.parametrize("a", ["1e300", "1e-300"])
+def test_a_coefficient_beyond_float64_gets_one_line_not_a_nan_reference(a):
+    # a = 1e300 made the stiffness matrix singular (a scipy warning, then a nan reference and nan
+    # errors); a = 1e-300 made u ~ 1e300, whose norms overflow (49 s, then nan errors)
+    from hrta_pde.poisson.fem import fem_reference
+
+    p = problem_from_dict({"domain": {"type": "rectangle", "xmin": [0, 0], "xmax": [1, 1]},
+                           "solution": {"f": "1", "a": a}, "boundary": {"type": "dirichlet", "g": "0"}})
+    with pytest.raises(FEMError) as info:
+        fem_reference(p)
+    assert "rescale the problem" in str(info.value) and "\n" not in str(info.value)
