@@ -9,6 +9,22 @@ from hrta_pde.history import History
 from hrta_pde.io.atomic import atomic_write
 
 
+def _quiet(fn):
+    """Draw without matplotlib's and numpy's warnings (a loss that is nan throughout, an axis with
+    nothing to label): a plot of a failed run is drawn as far as it goes, and the command's one
+    line says what failed."""
+    import functools
+    import warnings
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _figure(figsize=(7.0, 4.5)):
     from matplotlib.figure import Figure  # no pyplot: no global state, no display
 
@@ -20,6 +36,7 @@ def _save(fig, path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
 
 
+@_quiet
 def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Training loss",
                         terms: bool = False, show_s: bool = True) -> Path:
     """Loss against iteration for each run (log scale; symlog if a loss is negative).
@@ -37,7 +54,7 @@ def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Tr
             continue
         it = np.asarray(hist.column("iteration"))
         loss = np.asarray(hist.column("loss"), dtype=float)
-        negative |= bool(np.nanmin(loss) <= 0)
+        negative |= bool(np.any(loss[np.isfinite(loss)] <= 0))
         finite = np.abs(loss[np.isfinite(loss)])
         scale = max(scale, float(np.median(finite)) if finite.size else 0.0)
         (line,) = ax.plot(it, loss, lw=1.2, label=label)
@@ -65,10 +82,12 @@ def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Tr
                          color=colors.get(label), alpha=0.35, lw=1.0)
         ax2.set_ylabel("homotopy parameter s (thin lines)")
         ax2.set_ylim(-0.05, 2.05)
-    ax.legend(loc="upper right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=8)
     return _save(fig, path)
 
 
+@_quiet
 def plot_error_history(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, *,
                        ylabel: str = "relative L2 error", title: str = "Error against iteration") -> Path:
     """Error curves ``{label: (iterations, errors)}`` on a log scale."""
@@ -80,10 +99,12 @@ def plot_error_history(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, *
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 
+@_quiet
 def plot_1d(x: np.ndarray, curves: dict[str, np.ndarray], path, *, title: str = "Solution",
             error: np.ndarray | None = None) -> Path:
     """Lines over a 1-D grid (prediction, exact...), and the pointwise error on a second panel."""
@@ -119,6 +140,7 @@ def _values(net, problem, pts: np.ndarray):
     return u, exact
 
 
+@_quiet
 def plot_solution(net, problem, path, *, title: str | None = None) -> Path | None:
     """The solution, the exact solution and the error: lines (1-D), filled triangle plots on a
     conforming mesh of the domain (2-D), or the three mid-plane slices (3-D). ``None`` for d > 3."""
