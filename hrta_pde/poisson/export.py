@@ -39,6 +39,10 @@ def check_export_targets(targets, problem, h=None) -> None:
         parent = Path(target).parent
         if str(parent) not in ("", ".") and not parent.is_dir():
             raise MeshError(f"cannot export to {target!r}: folder {str(parent)!r} does not exist")
+    if any(Path(t).suffix.lower() in MESH_SUFFIXES for t in targets):
+        # the mesh now, not after the training: an h too small or too large for this domain is
+        # refused before any work (the mesh is kept for the export)
+        mesh_shape(problem.shape, default_resolution(problem) if h is None else h)
 
 
 def default_resolution(problem) -> float:
