@@ -244,7 +244,13 @@ def parse_schedule(text: str, lr: float = 1e-3, plateau: PlateauRule | None = No
         try:
             n = int(count)
         except ValueError:
-            raise ScheduleError(f"stage {item.strip()!r}: iterations={count!r} is not an integer") from None
+            try:  # 1e4 as on the command line (--points 1e4): a float literal with an integral value
+                value = float(count)
+            except ValueError:
+                value = math.nan
+            if not (math.isfinite(value) and value.is_integer()):
+                raise ScheduleError(f"stage {item.strip()!r}: iterations={count!r} is not an integer") from None
+            n = int(value)
         stage_lr = None
         if len(parts) == 3:
             try:

@@ -56,3 +56,43 @@ def test_another_deepxde_backend_is_refused_clearly():
     cli = subprocess.run([str(script), "problems"], capture_output=True, text=True, env=env)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     assert cli.stderr.strip().startswith("hrta-pde: error: DDE_BACKEND='jax'")
+
+
+@pytest.mark.parametrize("value", ["100000", "2147483648", "0"])
+def test_thread_counts_beyond_the_machine_are_refused_in_one_line(value, tmp_path, capsys):
+    # 10000 threads on 2 cores hung for minutes, 100000 crashed the OpenMP runtime (exit 139)
+    try:
+        code = main(["solve", "--threads", value, "--out", str(tmp_path / "t")])
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "--threads" in err[-1] and "per CPU" in err[-1]
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_plot_of_a_run_whose_loss_is_nan_throughout_warns_nothing(tmp_path):
+    import warnings
+
+    from hrta_pde.history import History
+    from hrta_pde.poisson.plotting import plot_loss_histories
+
+    hist = History()
+    for k in range(1, 4):
+        hist.append(k, 1, 1.0, 1e-3, float("nan"), [], 0.1 * k, "adam")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = plot_loss_histories({"pinn": hist}, tmp_path / "loss.png")
+        plot_loss_histories({"pinn": History()}, tmp_path / "empty.png")
+    assert caught == [] and path.exists() and (tmp_path / "empty.png").exists()
+
+
+@pytest.mark.parametrize("h", ["1e-9", "1e9"])
+def test_an_export_resolution_the_domain_cannot_take_is_refused_before_training(h, tmp_path, capsys):
+    try:
+        code = main(["solve", "poisson_2d_sin", "--schedule", "1:3@engd", "--points", "100", "--test-points", "100",
+                     "--quiet", "--export", "u.vtu", "--resolution", h, "--out", str(tmp_path / "r")])
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "h=" in err[0]
+    assert not (tmp_path / "r" / "metrics.json").exists()

@@ -449,3 +449,31 @@ def test_sampler_arguments_are_checked(catalog):
     with pytest.raises(ProblemError, match="non-negative integer"):
         p.sample_boundary(-1, generator=gen())
     assert p.sample_interior(0, generator=gen()).shape == (0, 2)
+
+
+def test_a_problem_file_with_a_byte_order_mark_reads_as_without(tmp_path):
+    from hrta_pde.poisson.catalog import builtin_problem_text, load_problem
+
+    text = builtin_problem_text("poisson_torsion")
+    (tmp_path / "plain.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "bom.toml").write_text(text, encoding="utf-8-sig")
+    assert (tmp_path / "bom.toml").read_bytes()[:3] == b"\xef\xbb\xbf"
+    a, b = load_problem(tmp_path / "plain.toml"), load_problem(tmp_path / "bom.toml")
+    assert a.spec == b.spec and b.name == "poisson_torsion"
+
+
+def test_mixed_neumann_sides_take_the_xyz_names_of_the_part_tables():
+    spec = {"domain": {"type": "box", "xmin": [0, 0, 0], "xmax": [1, 1, 1]}, "solution": {"u": "x*y*z"}}
+    a = problem_from_dict({**spec, "boundary": {"type": "mixed", "neumann_sides": ["z_max", "x_min"]}})
+    b = problem_from_dict({**spec, "boundary": {"type": "mixed", "neumann_sides": ["x3_max", "x1_min"]}})
+    assert a.neumann_sides == b.neumann_sides
+    with pytest.raises(ProblemError, match="or x_min, x_max, y_min, y_max, z_min, z_max"):
+        problem_from_dict({**spec, "boundary": {"type": "mixed", "neumann_sides": ["w_max"]}})
+
+
+def test_a_domain_float64_cannot_sample_gets_one_line_with_the_fix():
+    p = problem_from_dict({"domain": {"type": "rectangle", "xmin": [0, 0], "xmax": [1e308, 1]},
+                           "solution": {"f": "1"}, "boundary": {"type": "dirichlet", "g": "0"}})
+    with pytest.raises(ProblemError, match="rescale x") as info:
+        p.sample_interior(10, generator=gen(1), dtype=torch.float64)
+    assert "\n" not in str(info.value)

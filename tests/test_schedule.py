@@ -79,10 +79,17 @@ def test_parse_schedule():
 @pytest.mark.parametrize("text,match", [
     ("", "empty"), ("0.5", "S:ITERATIONS"), ("a:100", "not a number"), ("0.5:x", "not an integer"),
     ("0.5:0", "positive"), ("0.5:-3", "positive"), ("2.5:100", "0 <= s <= 2"), ("0.5:10:-1", "lr"),
+    ("1:1.5e0", "not an integer"), ("1:nan", "not an integer"), ("1:inf", "not an integer"), ("1:1e-3", "not an integer"),
 ])
 def test_bad_schedules(text, match):
     with pytest.raises(ScheduleError, match=match):
         parse_schedule(text)
+
+
+def test_iterations_written_as_a_float_literal_with_an_integral_value():
+    # as --points 1e4 on the command line; 1:100000000000000000000 was taken and 1:1e20 refused
+    assert parse_schedule("1:1e4@engd,0.5:<=2e3") == parse_schedule("1:10000@engd,0.5:<=2000")
+    assert parse_schedule("1:1e20").stages[0].iterations == 10**20
 
 
 def test_from_dict_rejects_unknown_keys():

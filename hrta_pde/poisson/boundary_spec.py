@@ -85,10 +85,12 @@ def _neumann_sides(top: dict, domain: dict, dim: int) -> tuple[str, ...]:
     if not isinstance(raw, list) or not raw:
         raise ProblemError(f"boundary.neumann_sides must be a non-empty list of sides from: "
                            f"{', '.join(allowed)}")
+    xyz = {f"{c}_{end}": f"x{i + 1}_{end}" for i, c in enumerate("xyz"[:dim]) for end in ("min", "max")}
+    raw = [xyz.get(s, s) if isinstance(s, str) else s for s in raw]  # x_min, y_max, z_max as in [boundary.PART]
     for s in raw:
         if s not in allowed:
             raise ProblemError(f"boundary.neumann_sides: unknown side {s!r:.40}; use names "
-                               f"from: {', '.join(allowed)}")
+                               f"from: {', '.join(allowed)}" + (f" (or {', '.join(xyz)})" if xyz else ""))
     if len(set(raw)) != len(raw):
         raise ProblemError("boundary.neumann_sides lists a side twice")
     if len(raw) == len(allowed):

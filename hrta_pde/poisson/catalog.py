@@ -33,7 +33,7 @@ def load_problem(path) -> PoissonProblem:
     """Read a problem from a TOML file (see the module docstring for the format)."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a leading byte-order mark (Windows editors) is dropped
     except FileNotFoundError:
         raise ProblemError(f"problem file {str(path)!r} not found; give the path of a .toml file "
                            f"or a built-in problem: {', '.join(list_builtin_problems())}") from None

@@ -386,8 +386,11 @@ class PoissonProblem:
                 have += len(x)
                 if have >= n:
                     break
-            else:  # pragma: no cover - a domain of positive measure is always hit
-                raise ProblemError(f"could not sample the interior of problem {self.name!r}")
+            else:  # a domain of positive measure is hit, unless float64 cannot resolve it (1e308 wide)
+                raise ProblemError(f"could not sample the interior of problem {self.name!r}: no random point of its "
+                                   f"bounding box {shape.lo.tolist()}..{shape.hi.tolist()} fell inside; give the "
+                                   "domain coordinates of moderate size (rescale x), and a domain that is not "
+                                   "empty or thinner than float64 resolves")
             x = np.concatenate(parts)[:n]
         return torch.as_tensor(x, dtype=dtype, device=device)
 
