@@ -47,7 +47,7 @@ class Position:
     """Where a run is in its schedule (plain data, saved in checkpoints)."""
 
     stage: int = 0              # 0-based index of the current stage
-    stage_iteration: int = 0    # iterations done in the current stage
+    stage_iteration: int = 0    # iterations done in the current stage (its length once it ended early)
     iteration: int = 0          # iterations done in total
     plateau: dict | None = None  # PlateauDetector state of the current stage (when resuming)
     elapsed: float = 0.0        # seconds of training before this call

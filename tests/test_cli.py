@@ -96,3 +96,23 @@ def test_an_export_resolution_the_domain_cannot_take_is_refused_before_training(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "h=" in err[0]
     assert not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_the_export_mesh_made_before_training_survives_the_fem_reference():
+    # the FEM reference meshes the domain at up to 5 levels, more than the meshes kept
+    from hrta_pde.poisson import mesh as mesh_module
+    from hrta_pde.poisson.catalog import builtin_problem
+    from hrta_pde.poisson.export import check_export_targets
+
+    p = builtin_problem("poisson_square_holes")
+    check_export_targets(["u.vtu"], p, 0.05)
+    for h in (0.3, 0.2, 0.15, 0.1, 0.07, 0.06):
+        mesh_module.mesh_shape(p.shape, h)
+    calls = []
+    original = mesh_module._mesh_2d
+    try:
+        mesh_module._mesh_2d = lambda *a: calls.append(a) or original(*a)
+        mesh_module.mesh_shape(p.shape, 0.05)
+    finally:
+        mesh_module._mesh_2d = original
+    assert calls == []

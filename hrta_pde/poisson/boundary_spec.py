@@ -85,7 +85,8 @@ def _neumann_sides(top: dict, domain: dict, dim: int) -> tuple[str, ...]:
     if not isinstance(raw, list) or not raw:
         raise ProblemError(f"boundary.neumann_sides must be a non-empty list of sides from: "
                            f"{', '.join(allowed)}")
-    xyz = {f"{c}_{end}": f"x{i + 1}_{end}" for i, c in enumerate("xyz"[:dim]) for end in ("min", "max")}
+    xyz = {f"{c}_{end}": f"x{i + 1}_{end}" for i, c in enumerate("xyz"[:dim] if dim <= 3 else "")
+           for end in ("min", "max")}
     raw = [xyz.get(s, s) if isinstance(s, str) else s for s in raw]  # x_min, y_max, z_max as in [boundary.PART]
     for s in raw:
         if s not in allowed:

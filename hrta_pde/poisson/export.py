@@ -42,7 +42,7 @@ def check_export_targets(targets, problem, h=None) -> None:
     if any(Path(t).suffix.lower() in MESH_SUFFIXES for t in targets):
         # the mesh now, not after the training: an h too small or too large for this domain is
         # refused before any work (the mesh is kept for the export)
-        mesh_shape(problem.shape, default_resolution(problem) if h is None else h)
+        mesh_shape(problem.shape, default_resolution(problem) if h is None else h, keep=True)
 
 
 def default_resolution(problem) -> float:
@@ -75,7 +75,7 @@ def export_solution(net, problem, target, *, h: float | None = None, metrics: di
     target = Path(target)
     if run_dir is not None and str(target.parent) in ("", "."):
         target = Path(run_dir) / target.name
-    check_export_targets([str(target)], problem)
+    check_export_targets([str(target)], problem, h)
     metrics = metrics or {}
     if target.suffix.lower() == ".csv":
         gen = torch.Generator().manual_seed(12345)

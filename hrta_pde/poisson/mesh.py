@@ -39,13 +39,14 @@ MAX_POINTS = 4_000_000
 # ----------------------------------------------------------------------------------------------
 # mesh_shape
 # ----------------------------------------------------------------------------------------------
-def mesh_shape(shape: Shape, h: float) -> meshio.Mesh:
+def mesh_shape(shape: Shape, h: float, *, keep: bool = False) -> meshio.Mesh:
     """Mesh the domain of ``shape`` (e.g. ``problem.shape``) with cells of size about ``h``.
 
     Returns a :class:`meshio.Mesh` with ``shape.dim`` point columns and a single cell block:
     ``"line"`` (1-D), ``"triangle"`` (2-D, counterclockwise) or ``"tetra"`` (3-D, positive
     volume). Raises :class:`MeshError` for a bad ``h``, a domain of dimension > 3 or a shape
-    without a mesher (a 3-D CSG domain).
+    without a mesher (a 3-D CSG domain). ``keep``: hold this mesh apart from the last few kept
+    (the export's mesh, made before a training whose FEM reference meshes the domain again).
     """
     try:
         h = float(h)
@@ -62,17 +63,28 @@ def mesh_shape(shape: Shape, h: float) -> meshio.Mesh:
             "export point values as CSV instead (.csv)"
         )
     key = (id(shape), h)
-    if key not in _MESHES or _MESHES[key][0] is not shape:
-        _MESHES[key] = (shape, {1: _mesh_1d, 2: _mesh_2d, 3: _mesh_3d}[shape.dim](shape, h))
-        while len(_MESHES) > _MESHES_KEPT:
-            _MESHES.pop(next(iter(_MESHES)))
-    mesh = _MESHES[key][1]  # a copy: the caller may change its arrays
+    if key in _PINNED and _PINNED[key][0] is shape:
+        mesh = _PINNED[key][1]
+    else:
+        if key not in _MESHES or _MESHES[key][0] is not shape:
+            _MESHES[key] = (shape, {1: _mesh_1d, 2: _mesh_2d, 3: _mesh_3d}[shape.dim](shape, h))
+            while len(_MESHES) > _MESHES_KEPT:
+                _MESHES.pop(next(iter(_MESHES)))
+        mesh = _MESHES[key][1]
+        if keep:
+            _PINNED[key] = _MESHES[key]
+            while len(_PINNED) > _PINNED_KEPT:
+                _PINNED.pop(next(iter(_PINNED)))
+    # a copy: the caller may change its arrays
     return meshio.Mesh(mesh.points.copy(), [(block.type, block.data.copy()) for block in mesh.cells])
 
 
 #: The last meshes made, by (shape, h): one run's plot and its exports mesh the domain once.
 _MESHES: dict = {}
 _MESHES_KEPT = 4
+#: Meshes asked for with ``keep=True`` (the export's), apart from the others.
+_PINNED: dict = {}
+_PINNED_KEPT = 2
 
 
 def _unsupported(shape, dim):
