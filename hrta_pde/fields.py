@@ -12,6 +12,20 @@ import dataclasses
 import types
 import typing
 
+def integer_text(text: str) -> int | None:
+    """The integer ``text`` writes, also as a float literal with an integral value (``1e4``, as the
+    command line's numbers); None for anything else (``1.5``, ``nan``, ``abc``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None  # False for nan and inf
+
+
 _KIND = {bool: "true or false (a TOML boolean, without quotes)", int: "an integer", float: "a number",
          str: "a string", list: "a list", dict: "a table"}
 

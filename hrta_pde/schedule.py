@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 from hrta_pde.activation import check_s
+from hrta_pde.fields import integer_text
 
 
 #: The optimizers a stage can use.
@@ -241,16 +242,9 @@ def parse_schedule(text: str, lr: float = 1e-3, plateau: PlateauRule | None = No
         count, rule = parts[1], None
         if count.startswith("<="):
             count, rule = count[2:].strip(), plateau or PlateauRule()
-        try:
-            n = int(count)
-        except ValueError:
-            try:  # 1e4 as on the command line (--points 1e4): a float literal with an integral value
-                value = float(count)
-            except ValueError:
-                value = math.nan
-            if not (math.isfinite(value) and value.is_integer()):
-                raise ScheduleError(f"stage {item.strip()!r}: iterations={count!r} is not an integer") from None
-            n = int(value)
+        n = integer_text(count)  # 1e4 as on the command line (--points 1e4)
+        if n is None:
+            raise ScheduleError(f"stage {item.strip()!r}: iterations={count!r} is not an integer")
         stage_lr = None
         if len(parts) == 3:
             try:

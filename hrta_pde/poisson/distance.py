@@ -445,35 +445,24 @@ class TraceExtension:
       its one Dirichlet face). It equals ``g`` on every Dirichlet face and is as smooth as ``g``;
     * ``"ball"``: on a disk or ball, ``rho^4 g(c + r (x - c)/|x - c|) + (1 - rho^4) mean(g)`` with
       ``rho = |x - c| / r``: ``g`` on the sphere, twice differentiable at the centre;
-    * ``"harmonic"``: on a disk in 2-D, the harmonic extension of the circle's data by their Fourier
-      series, ``H(x) = Re sum_k d_k z^k`` with ``z = (x - c) / r`` as a complex number (a polynomial
-      in ``x``: smooth everywhere, the centre included), plus ``rho^4 (g - H)`` at the radial
-      projection, which makes it equal ``g`` on the circle to round-off whatever the data; where
-      the series resolves the data (``resolved``: that correction is below :data:`HARMONIC_TOL`
-      of the data everywhere) the extension is as smooth as a polynomial;
     * ``"piece"``: one part, ``g`` at the closest point of the piece (its line, plane or circle; a
       trimmed segment clamps to its ends), blended between parts by the transfinite weights.
     """
 
-    def __init__(self, g, form, *, terms=None, piece=None, center=None, radius=None, mean=0.0,
-                 coefficients=None, resolved=True):
+    def __init__(self, g, form, *, terms=None, piece=None, center=None, radius=None, mean=0.0):
         self.g, self.form, self.terms, self.piece = g, form, terms, piece
         self.center, self.radius, self.mean = center, radius, float(mean)
-        self.coefficients, self.resolved = coefficients, bool(resolved)  # "harmonic": d_k as (K+1, 2)
 
     def __call__(self, x):
         if self.form == "piece":
             if isinstance(self.piece, Segment):
                 return self._segment(x)
             return self.g(self.piece.project(x))
-        if self.form in ("ball", "harmonic"):
+        if self.form == "ball":
             c = _t(self.center, x)
             rho4 = (((x - c) ** 2).sum(dim=-1) / self.radius**2) ** 2
-            on = c + self.radius * (x - c) / _sqrt(((x - c) ** 2).sum(dim=-1, keepdim=True))
-            on_sphere = self.g(on)
-            if self.form == "ball":
-                return rho4 * on_sphere + (1.0 - rho4) * self.mean
-            return self.series(x) + rho4 * (on_sphere - self.series(on))
+            on_sphere = self.g(c + self.radius * (x - c) / _sqrt(((x - c) ** 2).sum(dim=-1, keepdim=True)))
+            return rho4 * on_sphere + (1.0 - rho4) * self.mean
         out = None
         cols = [x[..., j] for j in range(x.shape[-1])]
         for sign, fixes in self.terms:
@@ -489,12 +478,6 @@ class TraceExtension:
             v = sign * (v if weight is None else weight * v)
             out = v if out is None else out + v
         return out
-
-    def series(self, x):
-        """``H(x) = Re sum_k d_k z^k``, ``z = (x - c) / r`` (Horner's scheme in real arithmetic)."""
-        c = _t(self.center, x)
-        zr, zi = (x[..., 0] - c[0]) / self.radius, (x[..., 1] - c[1]) / self.radius
-        return _horner(_t(self.coefficients, x), zr, zi, 0)[0]
 
     def _segment(self, x):
         """``g`` at the closest point of a trimmed segment: the foot point inside, the end's value
@@ -522,8 +505,13 @@ HARMONIC_MODES = 256
 HARMONIC_TOL = 1e-12
 
 
-def _harmonic_extension(g, center, radius) -> TraceExtension | None:
-    """The ``"harmonic"`` extension of circle data ``g`` (None where ``g`` is not finite there)."""
+def _harmonic_extension(g, center, radius):
+    """The harmonic extension of data ``g`` on one circle, form ``"harmonic"`` (None where ``g`` is
+    not finite there): their Fourier series ``H(x) = Re sum_k d_k z^k``, ``z = (x - c) / r`` as a
+    complex number (the one-circle :class:`LaurentExtension`: a polynomial in ``x``, smooth at the
+    centre too), plus ``rho^4 (g - H)`` at the radial projection, which makes it equal ``g`` on the
+    circle to round-off whatever the data; where the series resolves the data (``resolved``: that
+    correction is below :data:`HARMONIC_TOL` of the data everywhere) it is as smooth as ``H``."""
     m = HARMONIC_SAMPLES
     c = np.asarray(center, float)
 
@@ -549,8 +537,12 @@ def _harmonic_extension(g, center, radius) -> TraceExtension | None:
     k = np.arange(len(d))
     h = (np.exp(1j * np.outer(mid, k)) @ d).real
     resolved = bool(np.all(np.isfinite(w))) and float(np.abs(w - h).max()) <= HARMONIC_TOL * scale
-    return TraceExtension(g, "harmonic", center=c, radius=float(radius), coefficients=coefficients,
-                          resolved=resolved)
+    fit = LaurentExtension([(c, float(radius), True)], [coefficients], resolved)
+
+    def residual(y):
+        return g(y) - fit(y)
+
+    return _Corrected(fit, TraceExtension(residual, "ball", center=c, radius=float(radius)), form="harmonic")
 
 
 def _horner(d, wr, wi, lowest):
@@ -661,14 +653,19 @@ def _laurent_extension(g, circles) -> LaurentExtension | None:
 
 class _Corrected:
     """``H(x) + R(x)``: a harmonic fit ``H`` of all the circles' data plus one circle's residual
-    ``g - H`` extended from that circle (see :class:`LaurentExtension`)."""
+    ``g - H`` extended from that circle (see :class:`LaurentExtension`); ``form`` ``"laurent"``, or
+    ``"harmonic"`` for the series of one circle (:func:`_harmonic_extension`)."""
 
-    def __init__(self, fit: LaurentExtension, residual: TraceExtension):
+    def __init__(self, fit: LaurentExtension, residual: TraceExtension, form: str = "laurent"):
         self.fit, self.residual = fit, residual
-        self.form, self.resolved = "laurent", fit.resolved
+        self.form, self.resolved = form, fit.resolved
 
     def __call__(self, x):
         return self.fit(x) + self.residual(x)
+
+    def series(self, x):
+        """The harmonic fit ``H`` alone."""
+        return self.fit(x)
 
 
 def _laurent_groups(problem, d_conds, pieces, shape) -> list | None:

@@ -64,6 +64,9 @@ DOF_CAP = {1: 200_000, 2: 300_000, 3: 300_000}
 # Default initial mesh size: bounding-box diameter / this.
 _H0_DIVISOR = {1: 32, 2: 16, 3: 6}
 _N_SAMPLES = 4000
+# The fix named when the system or its solution leaves float64 (a = 1e300, a = 1e-300).
+_OUT_OF_RANGE = ("the coefficients a, c or the data are too large or too small for float64; rescale the "
+                 "problem (multiply a and c, or f and the boundary data, by a common factor)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -162,9 +165,7 @@ def _linear_solve(A, b, dim):
         warnings.simplefilter("ignore")
         x = spl.spsolve(A.tocsc(), b, permc_spec="MMD_AT_PLUS_A") if dim < 3 else _jacobi_cg(A, b, rtol=1e-11)
     if not np.all(np.isfinite(x)):
-        raise FEMError("the finite element system has no finite solution: the coefficients a, c or the "
-                       "data are too large or too small for float64; rescale the problem (divide a, c, f "
-                       "and the boundary data by a common factor)")
+        raise FEMError(f"the finite element system has no finite solution: {_OUT_OF_RANGE}")
     return x
 
 
@@ -417,9 +418,7 @@ def fem_reference(problem, *, h0: float | None = None, tol: float | None = None,
         est = _rel_diff(vals, new_vals)
         if math.isnan(est) or not np.all(np.isfinite(new_vals)):  # norms of values near 1e300 overflow
             raise FEMError("the finite element solution overflows float64 (|u| up to "
-                           f"{float(np.nanmax(np.abs(new_vals))):.1e}): the coefficients a, c or the data are "
-                           "too large or too small; rescale the problem (multiply a and c, or f and the "
-                           "boundary data, by a common factor)")
+                           f"{float(np.nanmax(np.abs(new_vals))):.1e}): {_OUT_OF_RANGE}")
         history.append({"h": h, "n_dofs": new.n_dofs, "rel_change": est})
         sol, vals = new, new_vals
         if est < tol:

@@ -54,7 +54,7 @@ def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Tr
             continue
         it = np.asarray(hist.column("iteration"))
         loss = np.asarray(hist.column("loss"), dtype=float)
-        negative |= bool(np.any(loss[np.isfinite(loss)] <= 0))
+        negative |= bool(np.nanmin(loss) <= 0)
         finite = np.abs(loss[np.isfinite(loss)])
         scale = max(scale, float(np.median(finite)) if finite.size else 0.0)
         (line,) = ax.plot(it, loss, lw=1.2, label=label)
@@ -82,8 +82,7 @@ def plot_loss_histories(histories: dict[str, History], path, *, title: str = "Tr
                          color=colors.get(label), alpha=0.35, lw=1.0)
         ax2.set_ylabel("homotopy parameter s (thin lines)")
         ax2.set_ylim(-0.05, 2.05)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     return _save(fig, path)
 
 
@@ -99,8 +98,7 @@ def plot_error_history(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, *
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
