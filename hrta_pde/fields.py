@@ -12,9 +12,10 @@ import dataclasses
 import types
 import typing
 
-def integer_text(text: str) -> int | None:
-    """The integer ``text`` writes, also as a float literal with an integral value (``1e4``, as the
-    command line's numbers); None for anything else (``1.5``, ``nan``, ``abc``)."""
+def integer_text(text: str, float_bound: float = float("inf")) -> int | None:
+    """The integer ``text`` writes, also as a float literal with an integral value of at most
+    ``float_bound`` in size (``1e4``); None for anything else (``1.5``, ``nan``, ``abc``). The
+    command line's numbers and a schedule's stage iterations are read with it."""
     try:
         return int(text)
     except ValueError:
@@ -23,7 +24,7 @@ def integer_text(text: str) -> int | None:
         value = float(text)
     except ValueError:
         return None
-    return int(value) if value.is_integer() else None  # False for nan and inf
+    return int(value) if value.is_integer() and abs(value) <= float_bound else None  # nan, inf: not integers
 
 
 _KIND = {bool: "true or false (a TOML boolean, without quotes)", int: "an integer", float: "a number",

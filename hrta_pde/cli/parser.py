@@ -11,17 +11,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _integer(text: str) -> int:
     """An integer, also written as ``1e9`` (a float literal with an integral value)."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not value.is_integer() or abs(value) > 2**63:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer (or too large)")
-    return int(value)
+    from hrta_pde.fields import integer_text
+
+    value = integer_text(text, float_bound=2**63)
+    if value is None:
+        try:
+            float(text)
+            why = " (or too large)"  # a number, but not an integral one of at most 2^63
+        except ValueError:
+            why = ""
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer{why}")
+    return value
 
 
 def _positive_int(text: str) -> int:
