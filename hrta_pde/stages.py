@@ -294,7 +294,9 @@ class StageMachine:
         """Count the iteration whose loss was ``numbers`` and whose update had ``step_size``.
 
         Returns True when the stage ends early: the optimizer ``converged`` or the plateau rule
-        fired. The row is recorded every ``record_every`` iterations and at the stage's end.
+        fired; the stage then counts as done (``in_stage`` is False, and a run saved from here
+        resumes in the next stage). The row is recorded every ``record_every`` iterations and at
+        the stage's end.
         """
         pos = self.position
         self.step_size = step_size
@@ -303,6 +305,8 @@ class StageMachine:
         ended = converged or (self.detector is not None and self.detector.update(numbers[0]))
         if pos.iteration % self.record_every == 0 or ended or not self.in_stage:
             self._record(pos.iteration, numbers)
+        if ended:
+            pos.stage_iteration = self.stage.iterations
         pos.detector = self.detector
         return ended
 

@@ -174,8 +174,7 @@ def _run_stage(machine: StageMachine, params, loss_fn, hooks: Hooks, bar) -> boo
             bar.n = pos.iteration
             bar.set_postfix_str(f"stage {pos.stage + 1}/{len(machine.schedule.stages)} s={stage.s:g} "
                                 f"{stage.optimizer} loss={numbers[0]:.3e}", refresh=True)
-        if ended:  # the stage is over: its hooks still run (an interrupt, a checkpoint), and a run
-            pos.stage_iteration = stage.iterations  # resumed from here starts the next stage
+        # a stage that ended early has no iterations left (advance): the loop ends after the hooks
         if hooks.after_step is not None and pos.iteration % hooks.every == 0 and hooks.after_step(pos):
             machine.stop(f"stopped at iteration {pos.iteration} (stage {pos.stage + 1})")
             return True
